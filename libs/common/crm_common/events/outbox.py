@@ -1,0 +1,203 @@
+"""Transactional outbox: events are rows written in the caller's transaction; a relay publishes them.
+
+The relay claims a batch with ``FOR UPDATE SKIP LOCKED`` (so several replicas share the work
+without publishing the same row twice), publishes each with ``Nats-Msg-Id`` = event id, waits for
+every PubAck, and only then deletes the rows in the same transaction. A relay that dies before
+that commit leaves the rows in place; they are published again and JetStream drops the copies
+inside the stream's duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.js import JetStreamContext
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    delete,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.db import Database
+from crm_common.events.envelope import Envelope
+from crm_common.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from crm_common.telemetry import current_trace_headers, producer_span
+
+__all__ = ["Outbox", "OutboxRelay", "make_outbox_table"]
+
+logger = logging.getLogger("crm.outbox")
+
+
+def make_outbox_table(metadata: MetaData) -> Table:
+    """The ``outbox`` table in ``metadata``'s schema (migrated by the service's own Alembic tree)."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("seq", BigInteger, Identity(always=True), primary_key=True),
+        Column("id", Uuid, nullable=False, unique=True),
+        Column("subject", Text, nullable=False),
+        Column("type", Text, nullable=False),
+        Column("source", Text, nullable=False),
+        Column("subject_id", Text, nullable=False),
+        Column("time", DateTime(timezone=True), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("trace", JSONB, nullable=False, server_default="{}"),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def _row(envelope: Envelope, trace: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": envelope.id,
+        "subject": envelope.subject,
+        "type": envelope.type,
+        "source": envelope.source,
+        "subject_id": envelope.subject_id,
+        "time": envelope.time,
+        "payload": envelope.body(),
+        "trace": envelope.trace_headers or trace,
+    }
+
+
+def _headers(row: Any) -> dict[str, str]:
+    """CloudEvents headers of a stored outbox row."""
+    envelope = Envelope(
+        subject=row["subject"],
+        type=row["type"],
+        source=row["source"],
+        subject_id=row["subject_id"],
+        data={},
+        id=row["id"],
+        time=row["time"],
+    )
+    return envelope.headers()
+
+
+class Outbox:
+    """A service's outbox: ``enqueue`` inside the caller's transaction, never publish directly."""
+
+    def __init__(self, table: Table) -> None:
+        """Wrap the service's outbox table."""
+        self.table = table
+
+    async def enqueue(self, session: AsyncSession, event: Envelope) -> None:
+        """Add ``event`` to the caller's transaction; it is published only if that commits."""
+        await session.execute(insert(self.table).values(_row(event, current_trace_headers())))
+
+    async def enqueue_many(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
+        """Add several events in one round trip (executemany)."""
+        if events:
+            trace = current_trace_headers()
+            await session.execute(insert(self.table), [_row(e, trace) for e in events])
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to JetStream and deletes them once acknowledged."""
+
+    def __init__(
+        self,
+        database: Database,
+        table: Table,
+        js: JetStreamContext,
+        *,
+        service: str,
+        batch_size: int = 500,
+        poll_interval: float = 0.2,
+        ack_timeout: float = 10.0,
+    ) -> None:
+        """Relay ``table`` of ``database`` to ``js`` in batches of ``batch_size``."""
+        self.database = database
+        self.table = table
+        self.js = js
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.ack_timeout = ack_timeout
+        self.published = 0
+        self.duplicates = 0
+
+    async def publish_batch(self) -> int:
+        """Claim, publish and delete one batch; returns how many rows were published."""
+        t = self.table
+        claim = select(t).order_by(t.c.seq).limit(self.batch_size).with_for_update(skip_locked=True)
+        async with self.database.engine.connect() as conn, conn.begin():
+            rows = (await conn.execute(claim)).mappings().all()
+            if not rows:
+                return 0
+            futures: list[asyncio.Future[Any]] = []
+            try:
+                for row in rows:
+                    headers = _headers(row)
+                    with producer_span(row["subject"], row["trace"], headers):
+                        futures.append(
+                            await self.js.publish_async(
+                                row["subject"], row["payload"], headers=headers
+                            )
+                        )
+                acks = await asyncio.wait_for(asyncio.gather(*futures), timeout=self.ack_timeout)
+            except BaseException:
+                for future in futures:  # release the client's in-flight slots
+                    future.cancel()
+                raise
+            await conn.execute(delete(t).where(t.c.seq.in_([r["seq"] for r in rows])))
+        duplicates = sum(1 for ack in acks if ack.duplicate)
+        self.published += len(rows) - duplicates
+        self.duplicates += duplicates
+        OUTBOX_PUBLISHED.labels(self.service, "false").inc(len(rows) - duplicates)
+        OUTBOX_PUBLISHED.labels(self.service, "true").inc(duplicates)
+        return len(rows)
+
+    async def backlog(self) -> int:
+        """Rows waiting to be published (also exported as ``crm_outbox_backlog``)."""
+        async with self.database.engine.connect() as conn:
+            count = int(
+                (await conn.execute(select(func.count()).select_from(self.table))).scalar_one()
+            )
+        OUTBOX_BACKLOG.labels(self.service).set(count)
+        return count
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until ``stop`` is set; back off while NATS or the database is unreachable."""
+        delay = self.poll_interval
+        idle_rounds = 0
+        while not stop.is_set():
+            try:
+                published = await self.publish_batch()
+                delay = self.poll_interval
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as exc:
+                logger.warning("outbox publish failed, will retry", extra={"error": repr(exc)})
+                published = 0
+                delay = min(delay * 2, 5.0)
+            except Exception:
+                logger.exception("outbox relay error, will retry")
+                published = 0
+                delay = min(delay * 2, 5.0)
+            if published >= self.batch_size:
+                continue  # more is waiting: go again at once
+            idle_rounds += 1
+            if idle_rounds % 25 == 1:
+                try:
+                    await self.backlog()
+                except Exception:  # the next round retries; metrics must never stop the relay
+                    logger.debug("backlog metric failed", exc_info=True)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass

@@ -1,0 +1,1 @@
+"""The loyalty service: points ledger, membership tiers, coupons and paid membership."""

@@ -1,0 +1,23 @@
+"""The loyalty worker process: outbox relay and consumers."""
+
+from crm_common.worker import WorkerSpec, serve_worker
+from crm_loyalty.config import settings
+from crm_loyalty.consumers import SUBSCRIPTIONS
+from crm_loyalty.models import dead_letter_table, inbox_table, outbox_table
+
+SPEC = WorkerSpec(
+    service="loyalty",
+    outbox=outbox_table,
+    inbox=inbox_table,
+    dead_letter=dead_letter_table,
+    subscriptions=SUBSCRIPTIONS,
+)
+
+
+def main() -> None:
+    """Entry point ``crm-loyalty-worker``."""
+    serve_worker(SPEC, settings)
+
+
+if __name__ == "__main__":
+    main()

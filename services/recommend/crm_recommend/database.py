@@ -1,0 +1,14 @@
+"""The recommend schema's metadata and declarative base."""
+
+from sqlalchemy.orm import DeclarativeBase
+
+from crm_common.db import make_metadata
+
+SCHEMA = "recommend"
+metadata = make_metadata(SCHEMA)
+
+
+class Base(DeclarativeBase):
+    """Base of every ORM model of the recommend service."""
+
+    metadata = metadata
