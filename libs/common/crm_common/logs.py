@@ -16,7 +16,7 @@ request_id_var: ContextVar[str | None] = ContextVar("crm_request_id", default=No
 
 #: Extra fields that are dropped from every record, whatever a caller passes.
 PERSONAL_FIELDS = frozenset(
-    {"email", "phone", "first_name", "last_name", "birthday", "address", "name", "ip"}
+    {"email", "phone", "first_name", "last_name", "full_name", "birthday", "address", "ip_address"}
 )
 
 
@@ -37,6 +37,7 @@ class ContextFilter(logging.Filter):
         record.span_id = format(ctx.span_id, "016x") if ctx.is_valid else None
         for key in PERSONAL_FIELDS & record.__dict__.keys():
             setattr(record, key, "[redacted]")
+        record.__dict__.pop("color_message", None)  # uvicorn's ANSI copy of the message
         return True
 
 
