@@ -242,6 +242,7 @@ class Consumer:
 
     async def run(self, stop: asyncio.Event, *, fetch_timeout: float = 1.0) -> None:
         """Fetch and handle until ``stop`` is set; finishes the batch in hand, then returns."""
+        self.idle.clear()
         if not await wait_for_stream(self.js, self.sub.stream, stop):
             return
         psub = await self.js.pull_subscribe(
