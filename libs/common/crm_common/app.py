@@ -8,7 +8,6 @@ tracing and probes, so none of that is written five times.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -67,9 +66,11 @@ def create_service_app(
         try:
             yield
         finally:
-            connector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connector
+            # Python 3.11's wait_for (inside the NATS client) can swallow a cancellation that
+            # races with a failed connection attempt, so cancel until the task has ended.
+            while not connector.done():
+                connector.cancel()
+                await asyncio.wait({connector}, timeout=0.1)
             if app.state.nats is not None:
                 await close_nats(app.state.nats)
             if owned:
@@ -88,7 +89,12 @@ def create_service_app(
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
-    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    # Outermost, around Starlette's ServerErrorMiddleware: a 500 from an unhandled exception
+    # also carries X-Request-Id, and its "unhandled error" log line the request id.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: RequestContextMiddleware(  # type: ignore[method-assign]
+        build_stack(), service=settings.service_name
+    )
     return app
 
 

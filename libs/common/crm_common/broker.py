@@ -35,19 +35,26 @@ def stream_name(service: str) -> str:
 async def connect_nats(
     settings: NatsSettings, *, name: str | None = None, retry_for: float = 30.0
 ) -> NATS:
-    """Connect with unlimited reconnects, retrying the first connection for up to ``retry_for`` seconds."""
+    """Connect with unlimited reconnects, retrying the first connection for up to ``retry_for`` seconds.
+
+    With unlimited attempts the client retries a first connection forever without raising, so
+    ``retry_for`` would never apply: the first connection gets one retry, this loop retries it
+    until ``retry_for`` has passed, and reconnects become unlimited once connected.
+    """
     deadline = time.monotonic() + retry_for
     while True:
+        nc = NATS()
         try:
-            return await nats.connect(
+            await nc.connect(
                 settings.nats_url,
                 name=name or settings.service_name,
                 connect_timeout=2,
                 reconnect_time_wait=1,
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=1,
                 allow_reconnect=True,
             )
-        except (OSError, nats.errors.NoServersError, TimeoutError):
+        except (OSError, nats.errors.Error, TimeoutError):
+            await nc.close()
             if time.monotonic() >= deadline:
                 raise
             logger.warning(
@@ -55,6 +62,12 @@ async def connect_nats(
                 extra={"nats_url_host": settings.nats_url.rsplit("@", 1)[-1]},
             )
             await asyncio.sleep(0.5)
+            continue
+        except asyncio.CancelledError:
+            await nc.close()
+            raise
+        nc.options["max_reconnect_attempts"] = -1  # read by the client on every reconnect
+        return nc
 
 
 def stream_config(service: str, settings: NatsSettings) -> StreamConfig:
@@ -109,5 +122,10 @@ async def close_nats(nc: NATS) -> None:
         return
     try:
         await nc.drain()
-    except (nats.errors.ConnectionClosedError, nats.errors.FlushTimeoutError, TimeoutError):
+    except (
+        nats.errors.ConnectionClosedError,
+        nats.errors.ConnectionReconnectingError,
+        nats.errors.FlushTimeoutError,
+        TimeoutError,
+    ):
         await nc.close()

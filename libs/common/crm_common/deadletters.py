@@ -6,19 +6,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from crm_common.auth import require_scopes
 from crm_common.db import SessionDep
-from crm_common.errors import Conflict, CrmError, NotFound
+from crm_common.errors import Conflict, CrmError, InvalidCursor, NotFound
 from crm_common.events.envelope import Envelope, EnvelopeError
 from crm_common.events.inbox import Subscription
 from crm_common.repository import decode_cursor, encode_cursor
 
 __all__ = ["DeadLetter", "DeadLetterPage", "ReplayResult", "dead_letter_router"]
+
+#: Ids are ``bigint``: a larger number cannot name a row (and would make the query fail).
+DeadLetterId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class DeadLetter(BaseModel):
@@ -65,7 +68,12 @@ def dead_letter_router(
     handlers = {s.durable: s for s in subscriptions}
     not_found: dict[int | str, dict[str, Any]] = {404: {"description": "No such dead letter"}}
 
-    @router.get("", response_model=DeadLetterPage, summary="List dead-lettered messages")
+    @router.get(
+        "",
+        response_model=DeadLetterPage,
+        summary="List dead-lettered messages",
+        responses=InvalidCursor.schema(),
+    )
     async def list_dead_letters(
         session: SessionDep,
         cursor: str | None = None,
@@ -77,7 +85,10 @@ def dead_letter_router(
         if consumer:
             stmt = stmt.where(dead_letter.c.consumer == consumer)
         if cursor:
-            stmt = stmt.where(dead_letter.c.id > int(decode_cursor(cursor, 1)[0]))
+            after = decode_cursor(cursor, 1)[0]
+            if type(after) is not int or not 0 <= after < 2**63:  # a forged or foreign cursor
+                raise InvalidCursor("cursor does not name a dead letter position")
+            stmt = stmt.where(dead_letter.c.id > after)
         rows = (await session.execute(stmt)).mappings().all()
         items = [DeadLetter.model_validate(dict(r)) for r in rows[:limit]]
         return DeadLetterPage(
@@ -93,7 +104,7 @@ def dead_letter_router(
             409: {"description": "Replay failed or message cannot be replayed"},
         },
     )
-    async def replay(dead_letter_id: int, session: SessionDep) -> ReplayResult:
+    async def replay(dead_letter_id: DeadLetterId, session: SessionDep) -> ReplayResult:
         """Runs in this request's transaction: the effect, the inbox row and the removal commit together."""
         row = (
             (
@@ -133,7 +144,7 @@ def dead_letter_router(
     @router.delete(
         "/{dead_letter_id}", status_code=204, summary="Discard a dead letter", responses=not_found
     )
-    async def discard(dead_letter_id: int, session: SessionDep) -> None:
+    async def discard(dead_letter_id: DeadLetterId, session: SessionDep) -> None:
         """Remove it for good."""
         result = await session.execute(
             delete(dead_letter)

@@ -33,6 +33,7 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "ValidationProblem",
+    "error_responses",
     "install_error_handlers",
     "problem_response",
     "problem_type",
@@ -159,6 +160,17 @@ class ServiceUnavailable(CrmError):
     title = "Service unavailable"
 
 
+def error_responses(*errors: type[CrmError], auth: bool = True) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: the given errors, plus 401/403 when it needs credentials."""
+    out: dict[int | str, dict[str, Any]] = {}
+    if auth:
+        out[401] = {"model": Problem, "description": "Missing or invalid credentials"}
+        out[403] = {"model": Problem, "description": "Credentials lack the needed scope"}
+    for error in errors:
+        out.update(error.schema())
+    return out
+
+
 def problem_response(
     status: int,
     *,
@@ -222,7 +234,7 @@ async def _crm_error(request: Request, exc: Exception) -> JSONResponse:
         exc.status_code,
         slug=exc.slug,
         title=exc.title,
-        detail=exc.detail,
+        detail=exc.detail or exc.title,
         instance=request.url.path,
         errors=exc.errors if exc.errors or exc.status_code == 422 else None,
         headers=headers,
@@ -324,10 +336,36 @@ def _problemise(operation: dict[str, Any]) -> None:
         responses.setdefault("422", {"description": "Invalid request"})
     if "requestBody" in operation:
         responses.setdefault("400", {"description": "Malformed request body"})
+    if any(
+        p.get("in") == "query" and p.get("name") == "cursor"
+        for p in operation.get("parameters", [])
+    ):
+        responses.setdefault("400", {"description": InvalidCursor.title})
+    if operation.get("security"):
+        responses.setdefault(
+            "401",
+            {
+                "description": Unauthorized.title,
+                "headers": {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}},
+            },
+        )
+        responses.setdefault("403", {"description": Forbidden.title})
     for code, response in responses.items():
-        if code[0] not in "45":
+        if code[0] not in "45" or not _is_problem(response):
             continue
         ref = "ValidationProblem" if code == "422" else "Problem"
         response["content"] = {
             PROBLEM_CONTENT_TYPE: {"schema": {"$ref": f"#/components/schemas/{ref}"}}
         }
+
+
+def _is_problem(response: dict[str, Any]) -> bool:
+    """True unless the route documented its own non-problem body (``/readyz``'s 503 ``Health``)."""
+    for media in response.get("content", {}).values():
+        ref = str(media.get("schema", {}).get("$ref", ""))
+        if ref and ref.rsplit("/", 1)[-1] not in _PROBLEM_SCHEMAS:
+            return False
+    return True
+
+
+_PROBLEM_SCHEMAS = frozenset({"Problem", "ValidationProblem", "HTTPValidationError"})

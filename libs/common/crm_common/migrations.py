@@ -24,7 +24,7 @@ def alembic_config(service_dir: Path, database_url: str) -> Config:
     return cfg
 
 
-def upgrade(service_dir: Path, database_url: str, revision: str = "head") -> None:
+def upgrade(service_dir: Path, database_url: str, revision: str = "heads") -> None:
     """Apply a service's migrations (synchronous; call from a thread inside an event loop)."""
     command.upgrade(alembic_config(service_dir, database_url), revision)
 

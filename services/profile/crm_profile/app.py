@@ -4,16 +4,39 @@ from fastapi import FastAPI
 
 from crm_common.app import create_service_app, run_api
 from crm_common.deadletters import dead_letter_router
+from crm_profile.behaviour.endpoints import router as behaviour_router
 from crm_profile.config import Settings, settings
+from crm_profile.consents.endpoints import router as consents_router
 from crm_profile.consumers import SUBSCRIPTIONS
+from crm_profile.customers.endpoints import router as customers_router
+from crm_profile.gdpr.endpoints import router as gdpr_router
+from crm_profile.identity.endpoints import router as identity_router
+from crm_profile.me.endpoints import router as me_router
 from crm_profile.models import dead_letter_table, inbox_table
+from crm_profile.orders.endpoints import router as orders_router
+from crm_profile.tags.endpoints import router as tags_router
+from crm_profile.timeline.endpoints import router as timeline_router
 
-DESCRIPTION = "Customers, identities and merging, consent, tags, behaviour and order intake, timeline, GDPR export and erasure."
+DESCRIPTION = (
+    "Single customer view: customers and their identities, merging of duplicates, consent, "
+    "tags, behaviour and order intake, timeline, GDPR export and erasure."
+)
 
 
 def create_app(app_settings: Settings | None = None) -> FastAPI:
     """Build the profile API."""
-    routers = [dead_letter_router("profile", dead_letter_table, inbox_table, SUBSCRIPTIONS)]
+    routers = [
+        customers_router,
+        identity_router,
+        consents_router,
+        tags_router,
+        behaviour_router,
+        orders_router,
+        timeline_router,
+        gdpr_router,
+        me_router,
+        dead_letter_router("profile", dead_letter_table, inbox_table, SUBSCRIPTIONS),
+    ]
     return create_service_app(
         settings=app_settings or settings,
         title="CRM profile service",

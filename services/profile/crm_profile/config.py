@@ -1,5 +1,6 @@
 """The profile service's settings: environment variables prefixed ``PROFILE_``."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.settings import ServiceSettings
@@ -13,6 +14,21 @@ class Settings(ServiceSettings):
     service_name: str = "profile"
     api_port: int = 8001
     worker_metrics_port: int = 9101
+
+    #: Region assumed for phone numbers sent without a country code (ISO 3166-1, e.g. "DE").
+    default_phone_region: str | None = None
+    #: Largest ``attributes`` object accepted, in bytes of JSON.
+    max_attributes_bytes: int = Field(default=16_384, ge=256, le=1_048_576)
+    #: Behaviour events older than this are refused.
+    event_horizon_days: int = Field(default=30, ge=1, le=3650)
+    #: Behaviour events stamped further in the future than this are refused.
+    event_clock_skew_seconds: int = Field(default=300, ge=0, le=86_400)
+    #: Merge automatically when a new or updated customer has the same normalised email.
+    auto_merge_email: bool = False
+    #: Merge automatically when a new or updated customer has the same E.164 phone.
+    auto_merge_phone: bool = False
+    #: Services that contribute a part to every GDPR export (each answers on crm.<svc>.export.contributed).
+    export_parts: list[str] = Field(default_factory=lambda: ["segment"])
 
 
 settings = Settings()

@@ -66,7 +66,7 @@ class EnvelopeError(ValueError):
 
 def validate_subject(subject: str) -> str:
     """Check ``crm.<service>.<entity>.<verb_past>`` (lowercase snake_case tokens, past-tense verb)."""
-    match = _SUBJECT.match(subject)
+    match = _SUBJECT.fullmatch(subject)  # not .match: "$" also matches before a final "\n"
     if match is None:
         raise EnvelopeError(f"subject {subject!r} is not crm.<service>.<entity>.<verb_past>")
     verb = match["verb"].rsplit("_", 1)[-1]

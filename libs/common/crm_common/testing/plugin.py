@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nats
 import pytest
 from nats.aio.client import Client as NATS
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from crm_common.db import Database
-from crm_common.testing.runtime import TestRuntime
+if TYPE_CHECKING:  # imported where used: ``-p`` loads this module before coverage starts
+    from crm_common.db import Database
+    from crm_common.testing.runtime import TestRuntime
 
 _runtime: TestRuntime | None = None
 
@@ -29,18 +31,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Start the runtime once per session (not in xdist workers' controller twice)."""
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    """Start the runtime before any conftest is imported.
+
+    ``pytest tests/profile`` imports ``tests/profile/conftest.py`` (and through it the service's
+    settings) before ``pytest_configure``, so the URLs must be in the environment by then.
+    """
     global _runtime
-    if config.option.collectonly or getattr(config.option, "help", False):
+    known = early_config.known_args_namespace
+    if (
+        getattr(known, "collectonly", False)
+        or getattr(known, "help", False)
+        or getattr(known, "version", False)
+    ):
         return
-    root = Path(str(config.rootpath))
-    dirs = [root / d for d in config.getini("crm_service_dirs")]
+    from crm_common.testing.runtime import TestRuntime
+
+    root = Path(str(early_config.rootpath))
+    dirs = [root / d for d in early_config.getini("crm_service_dirs")]
     _runtime = TestRuntime(service_dirs=dirs)
+    early_config.add_cleanup(_stop)
     _runtime.start()
     os.environ["DATABASE_URL"] = _runtime.database_url
     os.environ["NATS_URL"] = _runtime.nats_url
-    config.add_cleanup(_stop)
 
 
 def _stop() -> None:
@@ -60,6 +76,8 @@ def crm_runtime() -> TestRuntime:
 @pytest.fixture(scope="session")
 async def database(crm_runtime: TestRuntime) -> AsyncIterator[Database]:
     """An engine on the session database."""
+    from crm_common.db import Database
+
     engine = create_async_engine(crm_runtime.database_url, pool_size=5, max_overflow=20)
     db = Database.from_engine(engine)
     yield db

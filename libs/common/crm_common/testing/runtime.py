@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ class TestRuntime:
         asyncio.run(self._create_database())
         base, _, _ = self.admin_url.rpartition("/")
         self.database_url = f"{base}/{self.db_name}"
+        # Exported before migrating: a service's env.py imports its settings, which read these.
+        os.environ["DATABASE_URL"] = self.database_url
+        os.environ["NATS_URL"] = self.nats_url
         for service_dir in self.service_dirs:
             upgrade(service_dir, self.database_url)
         if external_nats:
@@ -99,6 +103,9 @@ class TestRuntime:
             self.nats.stop()
         if self.postgres is not None:
             self.postgres.stop()
+            # As root the data may live under /var/tmp behind a symlink (see crm_common.embedded),
+            # which removing the workdir alone would leave behind.
+            shutil.rmtree(self.postgres.data_dir.resolve(), ignore_errors=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     async def _drop_database(self) -> None:
@@ -157,4 +164,6 @@ def mint_customer_token(
         "exp": now + ttl,
         **claims,
     }
-    return jwt.encode(payload, secret, algorithm="HS256")
+    with warnings.catch_warnings():  # the local default secret is shorter than PyJWT likes
+        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+        return jwt.encode(payload, secret, algorithm="HS256")

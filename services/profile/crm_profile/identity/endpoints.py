@@ -1,0 +1,5 @@
+"""Placeholder router; replaced by the identity API."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,55 @@
+"""Fixtures of the profile service tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_common.testing import asgi_client
+from crm_profile.app import create_app
+from crm_profile.models import outbox_table
+from tests.conftest import ADMIN_HEADERS
+
+
+@pytest.fixture(scope="session")
+def app() -> FastAPI:
+    """The profile API."""
+    return create_app()
+
+
+@pytest.fixture
+async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[AsyncClient]:
+    """Admin client whose requests share the test's rolled-back transaction."""
+    async with asgi_client(app, session=session, headers=ADMIN_HEADERS) as c:
+        yield c
+
+
+@pytest.fixture
+async def anonymous(app: FastAPI, session: AsyncSession) -> AsyncIterator[AsyncClient]:
+    """Client without credentials (same transaction)."""
+    async with asgi_client(app, session=session) as c:
+        yield c
+
+
+async def published(session: AsyncSession, subject: str) -> list[dict[str, Any]]:
+    """Payloads waiting in the outbox under ``subject``, in order (what the relay will publish)."""
+    rows = await session.execute(
+        select(outbox_table.c.payload)
+        .where(outbox_table.c.subject == subject)
+        .order_by(outbox_table.c.seq)
+    )
+    return [orjson.loads(r[0]) for r in rows]
+
+
+async def put_customer(client: AsyncClient, external_id: str, **fields: Any) -> dict[str, Any]:
+    """Create (or replace) a customer and return its body."""
+    response = await client.put(f"/v1/customers/{external_id}", json=fields)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
