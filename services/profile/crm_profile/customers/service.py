@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.auth import ApiKeyPrincipal, CustomerPrincipal
@@ -69,6 +70,35 @@ def _apply(customer: Customer, values: dict[str, Any]) -> list[str]:
             setattr(customer, field, value)
             changed.append(field)
     return changed
+
+
+async def ensure(session: AsyncSession, external_id: str) -> Customer:
+    """The customer behind ``external_id`` (its survivor if merged), created bare when unknown.
+
+    Behaviour events and orders may arrive before the shop's backend upserts the customer; the
+    bare customer they create is filled in by a later ``PUT`` (and announced as created now).
+    """
+    repo = CustomerRepository(session)
+    existing = await repo.by_external_id(external_id)
+    if existing is not None and existing.status != "erased":
+        return await resolve(session, external_id)
+    stmt = (
+        pg_insert(Customer)
+        .values(id=uuid.uuid4(), external_id=external_id, status="active", attributes={})
+        .on_conflict_do_nothing(index_elements=[Customer.external_id])
+        .returning(Customer.id)
+    )
+    if existing is None and (await session.execute(stmt)).first() is not None:
+        customer = await repo.by_external_id(external_id)
+        assert customer is not None
+        await outbox.enqueue(
+            session, CUSTOMER_CREATED.envelope(payload(customer, []), subject_id=external_id)
+        )
+        return customer
+    if existing is not None:  # erased earlier: the id starts over as a new customer
+        customer, _ = await upsert(session, external_id, CustomerFields(), None)
+        return customer
+    return await resolve(session, external_id)  # created concurrently by another request
 
 
 async def upsert(
