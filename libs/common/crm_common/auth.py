@@ -23,11 +23,13 @@ from crm_common.errors import Forbidden, Unauthorized
 from crm_common.settings import AuthSettings
 
 __all__ = [
+    "DEV_JWT_SECRET",
     "ApiKeyPrincipal",
     "Authenticator",
     "ConfigurationError",
     "CurrentCustomer",
     "CustomerPrincipal",
+    "current_customer",
     "generate_api_key",
     "hash_api_key",
     "require_scopes",

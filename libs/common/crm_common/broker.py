@@ -15,6 +15,7 @@ from nats.js.errors import NotFoundError
 from crm_common.settings import NatsSettings
 
 __all__ = [
+    "DAY",
     "close_nats",
     "connect_nats",
     "ensure_stream",

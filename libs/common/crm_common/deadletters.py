@@ -18,7 +18,14 @@ from crm_common.events.envelope import Envelope, EnvelopeError
 from crm_common.events.inbox import Subscription
 from crm_common.repository import decode_cursor, encode_cursor
 
-__all__ = ["DeadLetter", "DeadLetterPage", "ReplayResult", "dead_letter_router"]
+__all__ = [
+    "DeadLetter",
+    "DeadLetterId",
+    "DeadLetterPage",
+    "ReplayFailed",
+    "ReplayResult",
+    "dead_letter_router",
+]
 
 #: Ids are ``bigint``: a larger number cannot name a row (and would make the query fail).
 DeadLetterId = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -23,7 +23,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["EmbeddedNats", "EmbeddedPostgres", "free_port", "wait_for_port"]
+__all__ = [
+    "UNPRIVILEGED_USER",
+    "EmbeddedNats",
+    "EmbeddedPostgres",
+    "free_port",
+    "port_open",
+    "wait_for_port",
+]
 
 UNPRIVILEGED_USER = "nobody"
 
@@ -120,7 +127,9 @@ class EmbeddedPostgres:
         """The real data directory (see module doc for why it may be a symlink target)."""
         target = self.data_dir
         if self.run_as and not _reachable_by_others(self.data_dir.parent):
-            digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+            # Named after the data directory itself, not what its symlink (made below) points to.
+            own_path = self.data_dir.parent.resolve() / self.data_dir.name
+            digest = hashlib.sha256(str(own_path).encode()).hexdigest()[:12]
             target = Path("/var/tmp") / f"crm-pgdata-{digest}"
             if not self.data_dir.is_symlink():
                 self.data_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ __all__ = [
     "UnprocessableEntity",
     "ValidationProblem",
     "error_responses",
+    "field_errors",
     "install_error_handlers",
     "problem_response",
     "problem_type",

@@ -15,6 +15,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
+    "UNPREFIXED",
     "AuthSettings",
     "BaseServiceSettings",
     "DatabaseSettings",

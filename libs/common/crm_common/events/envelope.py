@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 __all__ = [
     "EVENT_TYPE_VERSION",
+    "SPECVERSION",
     "Envelope",
     "EnvelopeError",
     "EventType",

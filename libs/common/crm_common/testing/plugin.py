@@ -21,6 +21,15 @@ if TYPE_CHECKING:  # imported where used: ``-p`` loads this module before covera
     from crm_common.db import Database
     from crm_common.testing.runtime import TestRuntime
 
+__all__ = [
+    "crm_runtime",
+    "database",
+    "nats_client",
+    "pytest_addoption",
+    "pytest_load_initial_conftests",
+    "session",
+]
+
 _runtime: TestRuntime | None = None
 
 
