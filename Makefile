@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help sync run up test test-e2e cov fmt lint typecheck check bench db-upgrade db-downgrade db-revision run-api run-worker clean
+.PHONY: help sync run test test-e2e cov fmt lint typecheck check bench db-upgrade db-downgrade db-revision run-api run-worker clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -40,10 +40,10 @@ fmt: sync ## format and autofix
 	@$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 lint: sync ## ruff format check, ruff lint, import boundaries
-	@$(VENV)/bin/ruff format --check . && $(VENV)/bin/ruff check . && $(PY) -m pytest -q -p no:cacheprovider tests/test_boundaries.py
+	@$(VENV)/bin/ruff format --check . && $(VENV)/bin/ruff check . && $(PY) -m pytest -q -p no:cacheprovider -p no:crm_common.testing.plugin tests/test_boundaries.py
 
 typecheck: sync ## mypy --strict
-	@$(VENV)/bin/mypy -p crm_common $(foreach s,$(SERVICES),-p crm_$(s)) tools
+	@$(VENV)/bin/mypy -p crm_common $(foreach s,$(SERVICES),-p crm_$(s)) && $(VENV)/bin/mypy tools
 
 check: lint typecheck ## lint + typecheck
 

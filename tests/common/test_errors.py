@@ -7,10 +7,13 @@ import logging
 from typing import Annotated, Any
 
 import pytest
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from sqlalchemy import text as sql_text
 
+from crm_common.app import create_service_app
+from crm_common.db import SessionDep
 from crm_common.errors import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
@@ -31,6 +34,7 @@ from crm_common.errors import (
     problem_response,
     problem_type,
 )
+from crm_common.settings import ServiceSettings
 from crm_common.testing import asgi_client
 
 ERRORS: dict[str, type[CrmError]] = {
@@ -561,3 +565,52 @@ class TestOpenApi:
         assert item["summary"] == "Things"
         assert item["x-internal"] == {"note": "no responses here"}
         assert list(item["get"]["responses"]["404"]["content"]) == [PROBLEM_CONTENT_TYPE]
+
+
+def _database_router():
+    """Routes whose SQL fails the way bad input (or a bug) makes PostgreSQL fail."""
+    router = APIRouter()
+
+    @router.get("/nul")
+    async def nul(session: SessionDep) -> dict[str, str]:
+        await session.execute(sql_text("SELECT CAST(:v AS text)"), {"v": "a\x00b"})
+        return {}
+
+    @router.get("/overflow")
+    async def overflow(session: SessionDep) -> dict[str, str]:
+        await session.execute(sql_text("SELECT CAST(:v AS integer)"), {"v": 2**40})
+        return {}
+
+    @router.get("/bug")
+    async def bug(session: SessionDep) -> dict[str, str]:
+        await session.execute(sql_text("SELECT 1 / 0"))
+        return {}
+
+    return router
+
+
+class TestDatabaseInputErrors:
+    """Values PostgreSQL cannot store are the client's problem (422), other database errors 500."""
+
+    @pytest.fixture
+    def db_app(self, crm_runtime):
+        settings = ServiceSettings(
+            service_name="t", database_url=crm_runtime.database_url, nats_url=crm_runtime.nats_url
+        )
+        return create_service_app(
+            settings=settings, title="t", description="t", routers=[_database_router()]
+        )
+
+    @pytest.mark.parametrize("path", ["/nul", "/overflow"])
+    async def test_unstorable_input_is_422(self, db_app, path):
+        async with asgi_client(db_app) as client:
+            response = await client.get(path)
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"] == "urn:crm:problem:unstorable-value"
+
+    async def test_other_database_errors_stay_500(self, db_app):
+        async with asgi_client(db_app) as client:
+            response = await client.get("/bug")
+        assert response.status_code == 500
+        assert response.json()["type"] == "urn:crm:problem:internal-error"

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.testing import asgi_client
@@ -39,10 +39,14 @@ async def anonymous(app: FastAPI, session: AsyncSession) -> AsyncIterator[AsyncC
 
 
 async def published(session: AsyncSession, subject: str) -> list[dict[str, Any]]:
-    """Payloads waiting in the outbox under ``subject``, in order (what the relay will publish)."""
+    """Payloads this test's transaction put in the outbox under ``subject``, in order.
+
+    ``created_at`` defaults to ``now()``, the transaction's start time, so rows that other
+    tests committed (and no relay published yet) are left out.
+    """
     rows = await session.execute(
         select(outbox_table.c.payload)
-        .where(outbox_table.c.subject == subject)
+        .where(outbox_table.c.subject == subject, outbox_table.c.created_at == func.now())
         .order_by(outbox_table.c.seq)
     )
     return [orjson.loads(r[0]) for r in rows]

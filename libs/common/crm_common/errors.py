@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "CrmError",
+    "INPUT_SQLSTATES",
     "FieldError",
     "Forbidden",
     "InvalidCursor",
@@ -280,6 +282,34 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: PostgreSQL data exceptions that only input can cause: a NUL character in text, a number or
+#: date out of the column's range, a string longer than its column.
+#: ``22000`` is also what asyncpg raises when it cannot encode an argument (an int beyond int32).
+INPUT_SQLSTATES = frozenset({"22000", "22021", "22P05", "22003", "22001", "22007", "22008"})
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of the driver error SQLAlchemy wrapped (``orig`` or its cause)."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(getattr(orig, "__cause__", None), "sqlstate", None) or getattr(
+        orig, "sqlstate", None
+    )
+    return state if isinstance(state, str) else None
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if _sqlstate(exc) in INPUT_SQLSTATES:
+        return problem_response(
+            422,
+            slug="unstorable-value",
+            title="Invalid request",
+            detail="A value cannot be stored (a NUL character, or a number, date or text out of range)",
+            instance=request.url.path,
+            errors=[],
+        )
+    return await _unhandled(request, exc)
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     logger.exception(
         "unhandled error", extra={"path": request.url.path, "error_type": type(exc).__name__}
@@ -298,6 +328,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CrmError, _crm_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unhandled)
     _document_problems(app)
 

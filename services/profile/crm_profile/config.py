@@ -1,6 +1,8 @@
 """The profile service's settings: environment variables prefixed ``PROFILE_``."""
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.settings import ServiceSettings
@@ -29,6 +31,19 @@ class Settings(ServiceSettings):
     auto_merge_phone: bool = False
     #: Services that contribute a part to every GDPR export (each answers on crm.<svc>.export.contributed).
     export_parts: list[str] = Field(default_factory=lambda: ["segment"])
+    #: An export still missing parts this long after it was requested is reported as overdue.
+    export_overdue_seconds: int = Field(default=900, ge=1, le=30 * 86_400)
+
+    @field_validator("export_parts")
+    @classmethod
+    def _part_names(cls, value: list[str]) -> list[str]:
+        """Each part is a service name (a subject token), listed once, never ``profile``."""
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*", name) or name == "profile":
+                raise ValueError(f"{name!r} is not the name of another service")
+        if len(set(value)) != len(value):
+            raise ValueError("a service is listed twice")
+        return value
 
 
 settings = Settings()

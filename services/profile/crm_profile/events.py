@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from crm_common.events import EventType
 
@@ -68,6 +68,8 @@ class CustomerErasedV1(_Payload):
     customer_external_id: str
     erased_external_ids: list[str]
     erased_at: datetime
+    #: Internal ids of every erased customer (survivor first); lets a consumer refuse late events.
+    erased_customer_ids: list[str] = Field(default_factory=list)
 
 
 class ConsentChangedV1(_Payload):
@@ -102,6 +104,13 @@ class InteractionV1(_Payload):
     sku: str | None
     category: str | None
     value_minor: int | None
+    quantity: int | None = None
+    currency: str | None = None
+    rating: int | None = None
+    placement: str | None = None
+    strategy: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
 
 
 class InteractionsRecordedV1(_Payload):

@@ -77,7 +77,7 @@ async def patch_customer(
     responses=error_responses(CustomerNotFound),
 )
 async def get_customer(
-    customer: ValidCustomer, session: SessionDep, principal: Reader
+    principal: Reader, customer: ValidCustomer, session: SessionDep
 ) -> CustomerRead:
     """A merged duplicate's id returns its survivor."""
     return await service.read(session, customer)

@@ -45,7 +45,13 @@ def _past(value: datetime) -> datetime:
 
 
 def _attributes(value: dict[str, Any]) -> dict[str, Any]:
-    size = len(orjson.dumps(value))
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:  # e.g. integers beyond 64 bits
+        raise ValueError(f"attributes must be plain JSON: {exc}") from exc
+    if b"\\u0000" in encoded:
+        raise ValueError("attributes may not contain NUL characters")
+    size = len(encoded)
     if size > settings.max_attributes_bytes:
         raise ValueError(
             f"attributes are {size} bytes of JSON; the limit is {settings.max_attributes_bytes}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -188,3 +189,45 @@ async def list_customers(
         email=email, phone=phone, tag=tag, cursor=cursor, limit=limit
     )
     return [await read(session, c) for c in page.items], page.next_cursor
+
+
+async def arrival(session: AsyncSession, external_id: str) -> tuple[Customer, Customer]:
+    """The row ``external_id`` names (even when merged) and its group's survivor, locked.
+
+    Facts that arrive for a customer (consent decisions, tags) stay with the id they arrived
+    for, as events and orders do, so undoing a merge gives each side back what it received;
+    reads take the whole merge group. Locking the survivor serialises writes to one group.
+    """
+    repo = CustomerRepository(session)
+    named = await repo.by_external_id(external_id)
+    if named is None or named.status == "erased":
+        raise CustomerNotFound(f"no customer with external id {external_id!r}")
+    survivor = await resolve(session, external_id)
+    await repo.by_id(survivor.id, for_update=True)
+    return named, survivor
+
+
+async def ensure_many(session: AsyncSession, external_ids: Collection[str]) -> dict[str, uuid.UUID]:
+    """``ensure`` for a whole intake batch: the id of the row each external id names.
+
+    That is the row's own id, not its survivor's: events keep the customer they arrived for.
+    Unknown ids are created bare in one statement, each announced as created (one round trip
+    for all announcements); an erased id starts over through :func:`ensure`.
+    """
+    repo = CustomerRepository(session)
+    found = await repo.rows_by_external_id(external_ids)
+    ids = {external_id: id_ for external_id, (id_, status) in found.items() if status != "erased"}
+    missing = [e for e in external_ids if e not in found]
+    if missing:
+        created = await repo.create_bare(missing)
+        await outbox.enqueue_many(
+            session,
+            [CUSTOMER_CREATED.envelope(payload(c, []), subject_id=c.external_id) for c in created],
+        )
+        ids.update((c.external_id, c.id) for c in created)
+        raced = [e for e in missing if e not in ids]  # created by a concurrent request
+        if raced:
+            ids.update((e, id_) for e, (id_, _) in (await repo.rows_by_external_id(raced)).items())
+    for external_id in (e for e, (_, status) in found.items() if status == "erased"):
+        ids[external_id] = (await ensure(session, external_id)).id
+    return ids

@@ -14,7 +14,9 @@ from crm_profile.models.messaging import (
     outbox_table,
 )
 from crm_profile.models.order import Order, OrderLine, OrderStatusChange, Refund
+from crm_profile.models.order_request import OrderRequestKey as OrderRequestKey
 from crm_profile.models.tag import CustomerTag
+from crm_profile.models.tag_change import CustomerTagChange as CustomerTagChange
 
 __all__ = [
     "Base",
