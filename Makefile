@@ -49,6 +49,7 @@ check: lint typecheck ## lint + typecheck
 
 bench: sync ## benchmarks (figures, not pass/fail)
 	@$(PY) bench/outbox_throughput.py
+	@$(PY) bench/events_intake.py
 
 db-upgrade: sync ## apply migrations: make db-upgrade SERVICE=profile
 	@test -n "$(SERVICE)" || (echo "SERVICE= is required" && exit 2)

