@@ -31,9 +31,13 @@ SCHEMAS = ("profile", "segment", "recommend", "notify", "loyalty")
 SEARCHED_TYPES = ("text", "character varying", "character", "json", "jsonb", "bytea", "ARRAY")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def workers() -> AsyncIterator[list[asyncio.Task[None]]]:
-    """The profile and segment workers (relays and every consumer) as asyncio tasks."""
+    """The profile and segment workers (relays and every consumer) as asyncio tasks.
+
+    Package-scoped: they stop when the end-to-end tests are done, so no relay publishes (and
+    deletes) the outbox rows that later tests inspect.
+    """
     from crm_profile.config import Settings as ProfileSettings
     from crm_profile.worker import SPEC as PROFILE
     from crm_segment.config import Settings as SegmentSettings
@@ -51,7 +55,7 @@ async def workers() -> AsyncIterator[list[asyncio.Task[None]]]:
     await asyncio.wait_for(asyncio.gather(*tasks), 30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def profile_api() -> AsyncIterator[AsyncClient]:
     """The profile API with the admin key; every request commits."""
     from crm_profile.app import create_app
