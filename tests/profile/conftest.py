@@ -9,9 +9,11 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.events import Envelope
 from crm_common.testing import asgi_client
 from crm_profile.app import create_app
 from crm_profile.models import outbox_table
@@ -57,3 +59,23 @@ async def put_customer(client: AsyncClient, external_id: str, **fields: Any) -> 
     response = await client.put(f"/v1/customers/{external_id}", json=fields)
     assert response.status_code in (200, 201), response.text
     return response.json()
+
+
+async def stream_messages(js: Any, subject: str) -> list[Envelope]:
+    """Every message stored under ``subject`` (an ephemeral pull consumer from the start)."""
+    sub = await js.pull_subscribe(
+        subject, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0)
+    )
+    out = []
+    try:
+        while True:
+            try:
+                batch = await sub.fetch(100, timeout=1)
+            except TimeoutError:
+                break
+            for msg in batch:
+                out.append(Envelope.from_message(msg.subject, msg.headers, msg.data))
+                await msg.ack()
+    finally:
+        await sub.unsubscribe()
+    return out

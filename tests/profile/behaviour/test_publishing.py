@@ -4,41 +4,20 @@ from __future__ import annotations
 
 import uuid
 
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_common.broker import ensure_stream
 from crm_common.db import Database
-from crm_common.events import Envelope, OutboxRelay
+from crm_common.events import OutboxRelay
 from crm_common.settings import NatsSettings
 from crm_common.testing import asgi_client
 from crm_profile.events import InteractionsRecordedV1
 from crm_profile.models import outbox_table
 from tests.conftest import ADMIN_HEADERS
 from tests.profile.behaviour.conftest import INTERACTION, event
+from tests.profile.conftest import stream_messages
 
 CONSUMER_NAME = "crm-tests-behaviour-publishing"
-
-
-async def _messages(js, subject: str) -> list[Envelope]:
-    """Every message stored under ``subject`` (an ephemeral pull consumer from the start)."""
-    sub = await js.pull_subscribe(
-        subject,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0),
-    )
-    out = []
-    try:
-        while True:
-            try:
-                batch = await sub.fetch(100, timeout=1)
-            except TimeoutError:
-                break
-            for msg in batch:
-                out.append(Envelope.from_message(msg.subject, msg.headers, msg.data))
-                await msg.ack()
-    finally:
-        await sub.unsubscribe()
-    return out
 
 
 class TestPublishedThroughJetStream:
@@ -65,7 +44,7 @@ class TestPublishedThroughJetStream:
         ids = {e["event_id"] for e in first + second}
         mine = [
             m
-            for m in await _messages(js, INTERACTION)
+            for m in await stream_messages(js, INTERACTION)
             if {i["event_id"] for i in m.data["interactions"]} & ids
         ]
         assert [[i["event_id"] for i in m.data["interactions"]] for m in mine] == [
@@ -78,7 +57,7 @@ class TestPublishedThroughJetStream:
             InteractionsRecordedV1.model_validate(message.data)
         created = [
             m
-            for m in await _messages(js, "crm.profile.customer.created")
+            for m in await stream_messages(js, "crm.profile.customer.created")
             if m.data["customer_external_id"] == customer
         ]
         assert len(created) == 1

@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_common.broker import ensure_stream
 from crm_common.db import Database
-from crm_common.events import Envelope, OutboxRelay
+from crm_common.events import OutboxRelay
 from crm_common.settings import NatsSettings
 from crm_common.testing import asgi_client
 from crm_profile.events import CustomerMergedV1, CustomerUnmergedV1, IdentityLinkedV1
 from crm_profile.models import outbox_table
 from tests.conftest import ADMIN_HEADERS
-
-
-async def _messages(js, subject: str) -> list[Envelope]:
-    """Every message stored under ``subject`` (an ephemeral pull consumer from the start)."""
-    sub = await js.pull_subscribe(
-        subject,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0),
-    )
-    out = []
-    try:
-        while True:
-            try:
-                batch = await sub.fetch(100, timeout=1)
-            except TimeoutError:
-                break
-            for msg in batch:
-                out.append(Envelope.from_message(msg.subject, msg.headers, msg.data))
-                await msg.ack()
-    finally:
-        await sub.unsubscribe()
-    return out
+from tests.profile.conftest import stream_messages
 
 
 async def _relay(crm_runtime, js) -> None:
@@ -73,17 +52,17 @@ class TestPublishedThroughJetStream:
 
         merged = [
             m
-            for m in await _messages(js, "crm.profile.customer.merged")
+            for m in await stream_messages(js, "crm.profile.customer.merged")
             if m.data["merge_id"] == merge_id
         ]
         unmerged = [
             m
-            for m in await _messages(js, "crm.profile.customer.unmerged")
+            for m in await stream_messages(js, "crm.profile.customer.unmerged")
             if m.data["merge_id"] == merge_id
         ]
         linked = [
             m
-            for m in await _messages(js, "crm.profile.identity.linked")
+            for m in await stream_messages(js, "crm.profile.identity.linked")
             if m.data["anonymous_id"] == device
         ]
         assert [len(merged), len(unmerged), len(linked)] == [1, 1, 1]
