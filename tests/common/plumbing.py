@@ -10,6 +10,7 @@ import uuid
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, Text, Uuid, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_common.audit import make_audit_table
 from crm_common.db import Database, make_metadata
 from crm_common.events import Envelope, make_dead_letter_table, make_inbox_table, make_outbox_table
 
@@ -18,6 +19,7 @@ metadata: MetaData = make_metadata(SCHEMA)
 outbox_table = make_outbox_table(metadata)
 inbox_table = make_inbox_table(metadata)
 dead_letter_table = make_dead_letter_table(metadata)
+audit_table = make_audit_table(metadata)
 effects = Table(
     "effects",
     metadata,

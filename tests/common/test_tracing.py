@@ -104,3 +104,29 @@ async def test_consumer_span_is_a_child_of_the_request_through_nats(
         and s.attributes.get("db.system") == "postgresql"
         for s in spans
     )
+
+
+def test_setup_tracing_installs_an_otlp_provider(exporter: InMemorySpanExporter) -> None:
+    """Asks for ``exporter`` so the module's global provider is already in place whatever the order."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from crm_common.settings import OtelSettings
+    from crm_common.telemetry import setup_tracing
+
+    settings = OtelSettings(
+        otel_exporter_otlp_endpoint="http://127.0.0.1:4318/", otel_sample_ratio=0.5
+    )
+    provider = setup_tracing(settings, "plumbing")
+    assert provider is not None
+    try:
+        assert provider.resource.attributes["service.name"] == "crm-plumbing"
+        assert "0.5" in provider.sampler.get_description()
+        (processor,) = provider._active_span_processor._span_processors
+        assert isinstance(processor, BatchSpanProcessor)
+        span_exporter = processor.span_exporter
+        assert isinstance(span_exporter, OTLPSpanExporter)
+        assert span_exporter._endpoint == "http://127.0.0.1:4318/v1/traces"
+    finally:
+        provider.shutdown()
+    assert setup_tracing(OtelSettings(otel_exporter_otlp_endpoint=None), "plumbing") is None
