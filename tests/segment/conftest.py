@@ -9,8 +9,37 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+
 from crm_common.events import Envelope, EventType
+from crm_common.testing import asgi_client
+from crm_segment.app import create_app
 from crm_segment.models import Customer, outbox_table
+from tests.conftest import ADMIN_HEADERS
+
+
+@pytest.fixture(scope="session")
+def app() -> FastAPI:
+    """The segment API."""
+    return create_app()
+
+
+@pytest.fixture
+async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[AsyncClient]:
+    """Admin client whose requests share the test's rolled-back transaction."""
+    async with asgi_client(app, session=session, headers=ADMIN_HEADERS) as c:
+        yield c
+
+
+@pytest.fixture
+async def anonymous(app: FastAPI, session: AsyncSession) -> AsyncIterator[AsyncClient]:
+    """Client without credentials (same transaction)."""
+    async with asgi_client(app, session=session) as c:
+        yield c
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

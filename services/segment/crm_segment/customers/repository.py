@@ -39,6 +39,7 @@ class CustomerRepository(RepositoryBase[Customer]):
         stmt = pg_insert(Customer).values(
             customer_external_id=external_id,
             customer_id=customer_id,
+            root_external_id=external_id,
             status="active",
             updated_at=at,
             **values,
@@ -64,6 +65,7 @@ class CustomerRepository(RepositoryBase[Customer]):
         stmt = pg_insert(Customer).values(
             customer_external_id=external_id,
             customer_id=customer_id,
+            root_external_id=external_id,
             status=status,
             merged_into_external_id=merged_into,
             status_changed_at=at,

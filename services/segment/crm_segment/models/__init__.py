@@ -3,11 +3,37 @@
 from crm_segment.database import Base, metadata
 from crm_segment.models.customer import Customer, ErasedCustomer
 from crm_segment.models.messaging import dead_letter_table, inbox_table, outbox, outbox_table
+from crm_segment.models.projection import (
+    CustomerConsent,
+    CustomerLoyalty,
+    CustomerTag,
+    InteractionDaily,
+    Item,
+    Order,
+    OrderLine,
+)
+from crm_segment.models.scores import Cluster, CustomerScore, Job, ModelFit, RfmBoundaries
+from crm_segment.models.segments import EvaluationQueue, Segment, SegmentMember
 
 __all__ = [
     "Base",
+    "Cluster",
     "Customer",
+    "CustomerConsent",
+    "CustomerLoyalty",
+    "CustomerScore",
+    "CustomerTag",
     "ErasedCustomer",
+    "EvaluationQueue",
+    "InteractionDaily",
+    "Item",
+    "Job",
+    "ModelFit",
+    "Order",
+    "OrderLine",
+    "RfmBoundaries",
+    "Segment",
+    "SegmentMember",
     "dead_letter_table",
     "inbox_table",
     "metadata",

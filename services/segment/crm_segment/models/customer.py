@@ -29,6 +29,9 @@ class Customer(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     status: Mapped[str] = mapped_column(Text, default="active", server_default="active")
     merged_into_external_id: Mapped[str | None] = mapped_column(Text, index=True)
+    #: The customer this one counts for today: itself, or the survivor at the end of its merge
+    #: chain. Maintained by ``crm_segment.projections.reroot`` with every projection's copy.
+    root_external_id: Mapped[str] = mapped_column(Text, index=True)
     country: Mapped[str | None] = mapped_column(Text)
     city: Mapped[str | None] = mapped_column(Text)
     locale: Mapped[str | None] = mapped_column(Text)

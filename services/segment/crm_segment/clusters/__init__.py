@@ -1,0 +1,1 @@
+"""clusters part of the segment service."""

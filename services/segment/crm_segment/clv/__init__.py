@@ -1,0 +1,1 @@
+"""clv part of the segment service."""

@@ -1,0 +1,5 @@
+"""HTTP endpoints of the clv part."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/v1", tags=["clv"])

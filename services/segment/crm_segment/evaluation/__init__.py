@@ -1,0 +1,1 @@
+"""Materialised segment membership: the re-evaluation queue and the evaluator."""

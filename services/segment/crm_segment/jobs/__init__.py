@@ -1,0 +1,1 @@
+"""Batch jobs (RFM recompute, model fit, clusters): queued by the API, run by the worker."""

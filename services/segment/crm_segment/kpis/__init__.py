@@ -1,0 +1,1 @@
+"""kpis part of the segment service."""

@@ -1,0 +1,1 @@
+"""lifecycle part of the segment service."""

@@ -1,0 +1,1 @@
+"""projections part of the segment service."""

@@ -1,0 +1,1 @@
+"""rfm part of the segment service."""

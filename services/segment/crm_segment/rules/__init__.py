@@ -1,0 +1,1 @@
+"""rules part of the segment service."""

@@ -1,0 +1,36 @@
+"""The worker's schedule: queue the daily batch jobs when their last run is old enough.
+
+Runs every minute; a job kind is queued when none is queued or running and the last
+successful one finished longer ago than its interval (so a restarted worker neither skips a
+day nor runs the batch twice).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from crm_common.db import Database
+from crm_segment.config import settings
+from crm_segment.jobs import service
+from crm_segment.jobs.repository import JobRepository
+
+
+def intervals() -> dict[str, timedelta]:
+    """Job kind -> how often it runs (0 turns the schedule of that kind off)."""
+    return {
+        "rfm": timedelta(hours=settings.rfm_every_hours),
+        "clv_fit": timedelta(hours=settings.clv_fit_every_hours),
+    }
+
+
+async def schedule_due_jobs(database: Database) -> None:
+    """Queue each scheduled kind whose last run is older than its interval."""
+    now = datetime.now(UTC)
+    async with database.unit_of_work() as session:
+        repo = JobRepository(session)
+        for kind, every in intervals().items():
+            if not every or await repo.pending(kind):
+                continue
+            last = await repo.last_finished(kind)
+            if last is None or last.finished_at is None or now - last.finished_at >= every:
+                await service.submit(session, kind, {})

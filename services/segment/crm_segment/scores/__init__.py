@@ -1,0 +1,1 @@
+"""Per-customer scores: order aggregates and RFM, lifecycle, churn and CLV, value score."""

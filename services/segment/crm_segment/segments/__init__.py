@@ -1,0 +1,1 @@
+"""segments part of the segment service."""

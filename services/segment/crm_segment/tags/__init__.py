@@ -1,0 +1,1 @@
+"""tags part of the segment service."""
