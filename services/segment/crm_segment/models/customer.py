@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime, SmallInteger, Text, Uuid, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_segment.database import Base
@@ -40,6 +42,8 @@ class Customer(Base):
     birthday_month: Mapped[int | None] = mapped_column(SmallInteger)
     registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     source_channel: Mapped[str | None] = mapped_column(Text)
+    #: The shop's free attributes of the customer (rules may test ``attributes.<key>``).
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     #: ``ce-time`` of the created/updated event applied last; null for a row known only by a merge.
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
