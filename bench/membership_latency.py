@@ -1,0 +1,293 @@
+"""Order event to membership event: latency through the real segment worker at a steady rate.
+
+Set-up (not timed): a throw-away database with the segment schema, ``--customers`` active
+customers with no orders, and one rule segment "ordered in the last 30 days"
+(``{"orders": {"within_days": 30, "count": {"gte": 1}}}``) that the worker materialises
+(empty) before the clock starts. The real segment worker (``python -m crm_segment.worker``,
+default settings) runs in a subprocess.
+
+Measured, in the same run:
+
+1. Baseline: the bare JetStream hop. ``--rate`` messages per second for ``--seconds`` published
+   to a scratch stream and read back by a pull consumer; latency = publish to receipt.
+2. Segment: ``crm.profile.order.placed`` for a different customer each time, published at the
+   same rate to the profile stream exactly as profile's relay would; latency = publish to the
+   receipt of that customer's ``crm.segment.membership.changed`` (``entered``) from the segment
+   stream. Every order must produce exactly one entry: the run checks the counts.
+
+It prints p50 / p95 / p99 / max for both and the ratio of the p99s.
+
+Embedded PostgreSQL (fsync on) and NATS unless ``DATABASE_URL`` / ``NATS_URL`` are set (then
+point ``NATS_URL`` at a scratch server: the bench writes to the profile and segment streams).
+Usage: ``.venv/bin/python bench/membership_latency.py --rate 200 --seconds 60``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import nats
+import orjson
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+from outbox_throughput import _plain, create_database, drop_database, servers, verify
+
+from crm_common.broker import ensure_stream, stream_name
+from crm_common.migrations import upgrade
+from crm_common.settings import NatsSettings
+from crm_profile.events import ORDER_PLACED, OrderLineV1, OrderPlacedV1
+
+ROOT = Path(__file__).resolve().parent.parent
+RULE = {"orders": {"within_days": 30, "count": {"gte": 1}}}
+SCRATCH = "CRM_BENCHHOP"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def describe(label: str, latencies: list[float]) -> str:
+    """p50/p95/p99/max in milliseconds."""
+    ms = [v * 1000 for v in latencies]
+    return (
+        f"  {label:<10} p50 {percentile(ms, 50):8.1f} ms   p95 {percentile(ms, 95):8.1f} ms   "
+        f"p99 {percentile(ms, 99):8.1f} ms   max {max(ms):8.1f} ms   (n={len(ms):,})"
+    )
+
+
+async def setup(url: str, customers: int) -> uuid.UUID:
+    """Customers and the segment; the segment's id."""
+    conn = await asyncpg.connect(_plain(url))
+    try:
+        await conn.execute(
+            """
+            INSERT INTO segment.customer (customer_external_id, customer_id, root_external_id,
+                                          status, updated_at)
+            SELECT 'c' || lpad(i::text, 8, '0'), gen_random_uuid(), 'c' || lpad(i::text, 8, '0'),
+                   'active', now()
+            FROM generate_series(1, $1::int) AS i
+            """,
+            customers,
+        )
+        segment_id = uuid.uuid4()
+        await conn.execute(
+            """
+            INSERT INTO segment.segment (id, name, description, kind, rule, version,
+                                         evaluated_version)
+            VALUES ($1, 'ordered in 30 days', 'bench', 'rule', $2::jsonb, 1, 0)
+            """,
+            segment_id,
+            orjson.dumps(RULE).decode(),
+        )
+        return segment_id
+    finally:
+        await conn.close()
+
+
+async def wait_materialised(url: str, segment_id: uuid.UUID, limit: float = 120.0) -> None:
+    """Until the worker has evaluated the segment."""
+    conn = await asyncpg.connect(_plain(url))
+    try:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            done = await conn.fetchval(
+                "SELECT evaluated_version = version FROM segment.segment WHERE id = $1", segment_id
+            )
+            if done:
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError("the worker did not materialise the segment in time")
+    finally:
+        await conn.close()
+
+
+def start_worker(database_url: str, nats_url: str) -> subprocess.Popen[bytes]:
+    """The segment worker against the bench's servers."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "NATS_URL": nats_url,
+        "CRM_ENV": "local",
+        "CRM_LOG_LEVEL": "WARNING",
+        "SEGMENT_WORKER_METRICS_PORT": "0",
+    }
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "SEGMENT_DATABASE_URL", "SEGMENT_NATS_URL"):
+        env.pop(name, None)
+    return subprocess.Popen([sys.executable, "-m", "crm_segment.worker"], env=env, cwd=ROOT)
+
+
+async def paced(rate: float, count: int, send: object) -> None:
+    """Call ``send(i)`` ``count`` times at ``rate`` per second (absolute schedule, no drift)."""
+    assert callable(send)
+    start = time.perf_counter()
+    for i in range(count):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await send(i)
+
+
+async def hop_baseline(js: JetStreamContext, rate: float, count: int) -> list[float]:
+    """Publish-to-receipt latency of the bare JetStream hop."""
+    try:
+        await js.delete_stream(SCRATCH)
+    except NotFoundError:
+        pass
+    await js.add_stream(StreamConfig(name=SCRATCH, subjects=["crm.benchhop.>"]))
+    sent: dict[str, float] = {}
+    received: dict[str, float] = {}
+    sub = await js.pull_subscribe("crm.benchhop.>", durable="benchhop", stream=SCRATCH)
+
+    async def consume() -> None:
+        while len(received) < count:
+            try:
+                msgs = await sub.fetch(100, timeout=1)
+            except TimeoutError:
+                continue
+            now = time.perf_counter()
+            for msg in msgs:
+                received[msg.data.decode()] = now
+                await msg.ack()
+
+    async def send(i: int) -> None:
+        key = str(i)
+        sent[key] = time.perf_counter()
+        await js.publish("crm.benchhop.x", key.encode())
+
+    consumer = asyncio.create_task(consume())
+    await paced(rate, count, send)
+    await asyncio.wait_for(consumer, 60)
+    await js.delete_stream(SCRATCH)
+    return [received[k] - sent[k] for k in sent]
+
+
+async def segment_latency(
+    js: JetStreamContext, rate: float, count: int, customers: int
+) -> list[float]:
+    """Publish-to-membership-event latency through the segment worker."""
+    sent: dict[str, float] = {}
+    received: dict[str, float] = {}
+    entries = 0
+    sub = await js.pull_subscribe(
+        "crm.segment.membership.changed",
+        durable=None,
+        stream=stream_name("segment"),
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
+    )
+
+    async def consume() -> None:
+        nonlocal entries
+        while len(received) < count:
+            try:
+                msgs = await sub.fetch(200, timeout=1)
+            except TimeoutError:
+                continue
+            now = time.perf_counter()
+            for msg in msgs:
+                body = orjson.loads(msg.data)
+                if body.get("change") == "entered":
+                    entries += 1
+                    received.setdefault(body["customer_external_id"], now)
+                await msg.ack()
+
+    async def send(i: int) -> None:
+        customer = f"c{1 + i % customers:08d}"
+        order = OrderPlacedV1(
+            order_id=str(uuid.uuid4()),
+            order_external_id=f"o-{uuid.uuid4().hex}",
+            customer_external_id=customer,
+            placed_at=datetime.now(UTC),
+            currency="EUR",
+            lines=[OrderLineV1(sku="SKU-1", quantity=1, unit_price_minor=1999, category="books")],
+            subtotal_minor=1999,
+            discount_minor=0,
+            shipping_minor=0,
+            total_minor=1999,
+            channel="web",
+            coupon_codes=[],
+            points_redeemed=0,
+        )
+        envelope = ORDER_PLACED.envelope(order, subject_id=customer)
+        sent[customer] = time.perf_counter()
+        await js.publish(envelope.subject, envelope.body(), headers=envelope.headers())
+
+    consumer = asyncio.create_task(consume())
+    await paced(rate, count, send)
+    await asyncio.wait_for(consumer, 120)
+    await asyncio.sleep(2)  # late duplicates would arrive now
+    try:
+        more = await sub.fetch(1000, timeout=1)
+    except TimeoutError:
+        more = []
+    entries += sum(1 for m in more if orjson.loads(m.data).get("change") == "entered")
+    verify(entries == count, f"{entries} entries for {count} orders (must be exactly one each)")
+    return [received[k] - sent[k] for k in sent]
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Set up, measure, print."""
+    count = int(args.rate * args.seconds)
+    with servers(durable=not args.no_fsync) as where:
+        name = f"crm_bench_{uuid.uuid4().hex[:10]}"
+        url = await create_database(where.admin_url, name)
+        nc = await nats.connect(where.nats_url)
+        worker: subprocess.Popen[bytes] | None = None
+        try:
+            await asyncio.to_thread(upgrade, ROOT / "services" / "segment", url)
+            js = nc.jetstream()
+            nats_settings = NatsSettings(nats_url=where.nats_url)
+            await ensure_stream(js, "profile", nats_settings)
+            await ensure_stream(js, "segment", nats_settings)
+            segment_id = await setup(url, max(count, args.customers))
+            worker = start_worker(url, where.nats_url)
+            await wait_materialised(url, segment_id)
+            print(
+                f"order → membership latency: {args.rate:g} orders/s for {args.seconds:g} s "
+                f"({count:,} orders, one new member each)\n  {where.description}\n"
+                f"  Python {platform.python_version()}, {os.cpu_count()} CPUs"
+            )
+            hop = await hop_baseline(js, args.rate, count)
+            print(describe("JetStream", hop))
+            seg = await segment_latency(js, args.rate, count, max(count, args.customers))
+            print(describe("segment", seg))
+            print(
+                f"  ratio of p99s segment / JetStream hop: {percentile(seg, 99) / percentile(hop, 99):.0f}"
+            )
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.terminate()
+                try:
+                    worker.wait(15)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+            await nc.close()
+            await drop_database(where.admin_url, name)
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="orders per second")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long to publish")
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument(
+        "--no-fsync", action="store_true", help="embedded PostgreSQL without fsync (as the tests)"
+    )
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
