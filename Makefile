@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help sync run test test-e2e cov fmt lint typecheck check bench db-upgrade db-downgrade db-revision run-api run-worker clean
+.PHONY: help sync run test test-e2e cov fmt lint typecheck check bench bench-segment db-upgrade db-downgrade db-revision run-api run-worker clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ check: lint typecheck ## lint + typecheck
 bench: sync ## benchmarks (figures, not pass/fail)
 	@$(PY) bench/outbox_throughput.py
 	@$(PY) bench/events_intake.py
+
+bench-segment: sync ## segment benchmarks: RFM batch on 1M customers / 10M orders, order → membership latency
+	@$(PY) bench/rfm_batch.py
+	@$(PY) bench/membership_latency.py
 
 db-upgrade: sync ## apply migrations: make db-upgrade SERVICE=profile
 	@test -n "$(SERVICE)" || (echo "SERVICE= is required" && exit 2)

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,9 +130,8 @@ def start_worker(database_url: str, nats_url: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "crm_segment.worker"], env=env, cwd=ROOT)
 
 
-async def paced(rate: float, count: int, send: object) -> None:
+async def paced(rate: float, count: int, send: Callable[[int], Awaitable[None]]) -> None:
     """Call ``send(i)`` ``count`` times at ``rate`` per second (absolute schedule, no drift)."""
-    assert callable(send)
     start = time.perf_counter()
     for i in range(count):
         delay = start + i / rate - time.perf_counter()

@@ -1,5 +1,8 @@
 """The segment service's settings: environment variables prefixed ``SEGMENT_``."""
 
+from typing import Literal
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from crm_common.settings import ServiceSettings
@@ -26,6 +29,31 @@ class Settings(ServiceSettings):
     rfm_every_hours: float = 24.0
     #: Hours between scheduled BG/NBD + Gamma-Gamma refits; 0 = only on request.
     clv_fit_every_hours: float = 24.0
+    # --- RFM (crm_segment.rfm; docs/segment/rfm.md) ---
+    #: Days in the RFM window ending at (and including) ``as_of``.
+    rfm_window_days: int = Field(default=365, ge=1, le=3650)
+    #: ``quantile`` (cume_dist, ties kept together) or ``thresholds`` (the fixed cuts below).
+    rfm_scoring: Literal["quantile", "thresholds"] = "quantile"
+    #: Fixed recency cuts: at most this many days earns R5, R4, R3, R2 (more: R1).
+    rfm_recency_thresholds: tuple[int, int, int, int] = (30, 90, 180, 270)
+    #: Fixed frequency cuts: at least this many orders earns F2, F3, F4, F5 (fewer: F1).
+    rfm_frequency_thresholds: tuple[int, int, int, int] = (2, 3, 5, 8)
+    #: Fixed monetary cuts (minor units): at least this much earns M2, M3, M4, M5 (less: M1).
+    rfm_monetary_thresholds: tuple[int, int, int, int] = (5_000, 10_000, 25_000, 50_000)
+
+    # --- Lifecycle (crm_segment.lifecycle; docs/segment/scores.md) ---
+    #: A one-order customer is ``new`` for this many days after that order.
+    lifecycle_new_days: int = Field(default=30, ge=0)
+    #: Floor of the at-risk threshold of a repeat customer (days since the last order).
+    lifecycle_at_risk_min_days: int = Field(default=30, ge=1)
+    #: A repeat customer is ``at_risk`` past this many times their mean inter-purchase interval.
+    lifecycle_rhythm_factor: float = Field(default=2.0, gt=0)
+    #: At-risk threshold (days) of a customer with a single order (no rhythm yet).
+    lifecycle_single_order_at_risk_days: int = Field(default=90, ge=1)
+    #: ``dormant`` past this many days since the last order.
+    lifecycle_dormant_days: int = Field(default=180, ge=1)
+    #: ``churned`` past this many days since the last order.
+    lifecycle_churned_days: int = Field(default=365, ge=1)
 
 
 settings = Settings()

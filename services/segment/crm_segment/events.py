@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,6 +24,18 @@ class TagChangedV1(_Payload):
     changed_at: datetime
 
 
+class MembershipChangedV1(_Payload):
+    """A customer entered or left a segment (rule, built-in or tag rule)."""
+
+    segment_id: uuid.UUID
+    segment_name: str
+    #: ``rule``, ``rfm``, ``lifecycle``, ``cluster`` or ``tag``.
+    segment_kind: str
+    customer_external_id: str
+    change: Literal["entered", "exited"]
+    changed_at: datetime
+
+
 class ExportContributedV1(_Payload):
     """Segment's part of a GDPR export: everything it holds about the customer."""
 
@@ -35,6 +48,11 @@ class ExportContributedV1(_Payload):
 TAG_CHANGED = EventType(
     "crm.segment.tag.changed", TagChangedV1, description="A derived tag was added or removed"
 )
+MEMBERSHIP_CHANGED = EventType(
+    "crm.segment.membership.changed",
+    MembershipChangedV1,
+    description="A customer entered or left a segment",
+)
 EXPORT_CONTRIBUTED = EventType(
     "crm.segment.export.contributed",
     ExportContributedV1,
@@ -42,4 +60,4 @@ EXPORT_CONTRIBUTED = EventType(
 )
 
 #: Every event this service publishes; ``docs/events.md`` is checked against it.
-PUBLISHED: list[EventType[Any]] = [TAG_CHANGED, EXPORT_CONTRIBUTED]
+PUBLISHED: list[EventType[Any]] = [TAG_CHANGED, MEMBERSHIP_CHANGED, EXPORT_CONTRIBUTED]
