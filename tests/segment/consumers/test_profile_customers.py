@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from crm_profile.events import (
     CUSTOMER_CREATED,
@@ -139,6 +139,29 @@ class TestCreatedAndUpdated:
         await handle(session, event)
         count = select(func.count()).where(Customer.customer_external_id == "sp-4")
         assert (await session.execute(count)).scalar_one() == 1
+
+    async def test_attributes_are_kept_and_the_customer_is_queued(self, session):
+        from tests.segment.consumers.samples import queued
+
+        cid = uuid.uuid4()
+        first = customer("sp-6", cid, attributes={"plan": "b2b", "stores": 3})
+        await handle(session, envelope(CUSTOMER_CREATED, first, at(0)))
+        row = await projected(session, "sp-6")
+        assert row is not None and row.attributes == {"plan": "b2b", "stores": 3}
+        assert await queued(session) == {"sp-6": "input"}
+        await handle(session, envelope(CUSTOMER_UPDATED, customer("sp-6", cid), at(5)))
+        row = await projected(session, "sp-6")
+        assert row is not None and row.attributes == {}
+
+    async def test_an_ignored_older_update_queues_nobody(self, session):
+        from crm_segment.models import EvaluationQueue
+        from tests.segment.consumers.samples import queued
+
+        cid = uuid.uuid4()
+        await handle(session, envelope(CUSTOMER_CREATED, customer("sp-7", cid), at(5)))
+        await session.execute(delete(EvaluationQueue))
+        await handle(session, envelope(CUSTOMER_UPDATED, customer("sp-7", cid), at(1)))
+        assert await queued(session) == {}
 
     async def test_a_malformed_payload_is_refused(self, session):
         from pydantic import ValidationError

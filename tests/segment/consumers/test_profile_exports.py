@@ -62,4 +62,5 @@ class TestExportRequested:
             session, envelope(EXPORT_REQUESTED, requested(export_id, "se-none"), at(1))
         )
         [part] = await published(session, CONTRIBUTED)
-        assert part["data"] == {"customers": []}
+        kinds = ("customers", "orders", "interactions", "consents", "tags", "loyalty", "scores")
+        assert part["data"] == {kind: [] for kind in (*kinds, "segments")}

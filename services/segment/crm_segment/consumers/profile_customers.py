@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +32,7 @@ class ProfileCustomer(BaseModel):
     birthday: date | None = None
     registered_at: datetime | None = None
     source_channel: str | None = None
+    attributes: dict[str, Any] = {}
 
 
 class ProfileMerge(BaseModel):
@@ -52,7 +54,8 @@ class ProfileErasure(BaseModel):
 
 
 async def on_customer_changed(session: AsyncSession, envelope: Envelope) -> None:
-    """Created or updated: upsert the row unless it already holds newer fields."""
+    """Created or updated: upsert the row unless it already holds newer fields, then queue the
+    customer's root for re-evaluation (attributes, country, birthday month feed rules)."""
     event = ProfileCustomer.model_validate(envelope.data)
     values = event.model_dump(exclude={"customer_id", "customer_external_id", "birthday"})
     values["birthday_month"] = event.birthday.month if event.birthday else None

@@ -8,11 +8,36 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import LargeBinary, bindparam, delete, func, or_, select
+from sqlalchemy import LargeBinary, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from crm_common.repository import RepositoryBase
-from crm_segment.models import Customer, ErasedCustomer, dead_letter_table
+from crm_segment.models import (
+    Customer,
+    CustomerConsent,
+    CustomerLoyalty,
+    CustomerScore,
+    CustomerTag,
+    ErasedCustomer,
+    EvaluationQueue,
+    InteractionDaily,
+    Order,
+    OrderLine,
+    Segment,
+    SegmentMember,
+    dead_letter_table,
+)
+
+#: Tables whose rows belong to one customer by ``customer_external_id`` and hold nothing else
+#: worth keeping once that customer is erased (orders, memberships and the queue handled apart).
+KEYED_BY_CUSTOMER: list[Table] = [
+    InteractionDaily.__table__,  # type: ignore[list-item]
+    CustomerConsent.__table__,  # type: ignore[list-item]
+    CustomerTag.__table__,  # type: ignore[list-item]
+    CustomerLoyalty.__table__,  # type: ignore[list-item]
+    CustomerScore.__table__,  # type: ignore[list-item]
+    EvaluationQueue.__table__,  # type: ignore[list-item]
+]
 
 
 def _escape_like(value: bytes) -> bytes:
@@ -34,8 +59,11 @@ class CustomerRepository(RepositoryBase[Customer]):
 
     async def upsert_fields(
         self, external_id: str, customer_id: uuid.UUID, values: dict[str, Any], at: datetime
-    ) -> None:
-        """Insert or overwrite the profile fields, unless the row holds newer ones than ``at``."""
+    ) -> str | None:
+        """Insert or overwrite the profile fields, unless the row holds newer ones than ``at``.
+
+        Returns the customer's root when the row was written, ``None`` when it was newer.
+        """
         stmt = pg_insert(Customer).values(
             customer_external_id=external_id,
             customer_id=customer_id,
@@ -45,13 +73,14 @@ class CustomerRepository(RepositoryBase[Customer]):
             **values,
         )
         changed = {name: stmt.excluded[name] for name in (*values, "customer_id", "updated_at")}
-        await self.session.execute(
+        written = await self.session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[Customer.customer_external_id],
                 set_={**changed, "projected_at": func.now()},
                 where=or_(Customer.updated_at.is_(None), Customer.updated_at <= at),
-            )
+            ).returning(Customer.root_external_id)
         )
+        return written.scalar_one_or_none()
 
     async def set_status(
         self,
@@ -125,3 +154,126 @@ class CustomerRepository(RepositoryBase[Customer]):
             naming.append(t.c.body.like(bindparam(f"needle_{i}", pattern, type_=LargeBinary)))
         result = await self.session.execute(delete(t).where(or_(*naming)))
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def roots_outside(self, external_ids: Sequence[str]) -> list[str]:
+        """Roots of these customers that are not among them (survivors that stay)."""
+        stmt = (
+            select(Customer.root_external_id)
+            .where(
+                Customer.customer_external_id.in_(external_ids),
+                Customer.root_external_id.not_in(external_ids),
+            )
+            .distinct()
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def delete_projections(self, external_ids: Sequence[str]) -> None:
+        """Delete every projection, score, membership and queue row of these customers."""
+        orders = select(Order.order_external_id).where(Order.customer_external_id.in_(external_ids))
+        await self.session.execute(delete(OrderLine).where(OrderLine.order_external_id.in_(orders)))
+        await self.session.execute(
+            delete(Order).where(Order.customer_external_id.in_(external_ids))
+        )
+        for table in KEYED_BY_CUSTOMER:
+            await self.session.execute(
+                delete(table).where(table.c.customer_external_id.in_(external_ids))
+            )
+        await self.delete_memberships(external_ids)
+
+    async def delete_memberships(self, external_ids: Sequence[str]) -> None:
+        """Remove these customers from every segment and keep the segments' counts right.
+
+        No exit event is published: it would carry the erased customer's id, which must not
+        leave this transaction (consumers of memberships learn of the erasure from profile).
+        """
+        gone = (
+            delete(SegmentMember)
+            .where(SegmentMember.customer_external_id.in_(external_ids))
+            .returning(SegmentMember.segment_id)
+            .cte("gone")
+        )
+        counts = (
+            select(gone.c.segment_id, func.count().label("n"))
+            .group_by(gone.c.segment_id)
+            .subquery("counts")
+        )
+        await self.session.execute(
+            update(Segment)
+            .where(Segment.id == counts.c.segment_id)
+            .values(members_count=func.greatest(Segment.members_count - counts.c.n, 0))
+        )
+
+    async def export_rows(self, external_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every row segment holds about these customers, by kind, as plain dicts."""
+        part = {
+            "orders": await self._rows(
+                select(Order)
+                .where(Order.customer_external_id.in_(external_ids))
+                .order_by(Order.placed_at, Order.order_external_id)
+            ),
+            "interactions": await self._rows(
+                select(InteractionDaily)
+                .where(InteractionDaily.customer_external_id.in_(external_ids))
+                .order_by(
+                    InteractionDaily.customer_external_id,
+                    InteractionDaily.day,
+                    InteractionDaily.type,
+                    InteractionDaily.category,
+                    InteractionDaily.sku,
+                )
+            ),
+            "consents": await self._rows(
+                select(CustomerConsent)
+                .where(CustomerConsent.customer_external_id.in_(external_ids))
+                .order_by(
+                    CustomerConsent.customer_external_id,
+                    CustomerConsent.channel,
+                    CustomerConsent.purpose,
+                )
+            ),
+            "tags": await self._rows(
+                select(CustomerTag)
+                .where(CustomerTag.customer_external_id.in_(external_ids))
+                .order_by(CustomerTag.customer_external_id, CustomerTag.tag, CustomerTag.origin)
+            ),
+            "loyalty": await self._rows(
+                select(CustomerLoyalty)
+                .where(CustomerLoyalty.customer_external_id.in_(external_ids))
+                .order_by(CustomerLoyalty.customer_external_id)
+            ),
+            "scores": await self._rows(
+                select(CustomerScore)
+                .where(CustomerScore.customer_external_id.in_(external_ids))
+                .order_by(CustomerScore.customer_external_id)
+            ),
+        }
+        lines = await self._rows(
+            select(OrderLine)
+            .where(
+                OrderLine.order_external_id.in_([o["order_external_id"] for o in part["orders"]])
+            )
+            .order_by(OrderLine.order_external_id, OrderLine.line_no)
+        )
+        by_order: dict[str, list[dict[str, Any]]] = {}
+        for line in lines:
+            by_order.setdefault(line["order_external_id"], []).append(line)
+        for order in part["orders"]:
+            order["lines"] = by_order.get(order["order_external_id"], [])
+        memberships = await self.session.execute(
+            select(
+                SegmentMember.customer_external_id,
+                SegmentMember.segment_id,
+                Segment.name.label("segment_name"),
+                SegmentMember.entered_at,
+            )
+            .join(Segment, Segment.id == SegmentMember.segment_id)
+            .where(SegmentMember.customer_external_id.in_(external_ids))
+            .order_by(SegmentMember.customer_external_id, Segment.name)
+        )
+        part["segments"] = [dict(m._mapping) for m in memberships]
+        return part
+
+    async def _rows(self, stmt: Any) -> list[dict[str, Any]]:
+        """The ORM rows of ``stmt`` as dicts of all their columns."""
+        rows = (await self.session.execute(stmt)).scalars().all()
+        return [{c.key: getattr(row, c.key) for c in row.__table__.columns} for row in rows]

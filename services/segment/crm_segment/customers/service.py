@@ -3,7 +3,9 @@
 Every change is idempotent and safe to receive out of order: fields are taken from an event
 only when it is newer than those the row holds (by ``ce-time``), merge status likewise, and an
 erased customer's internal id is kept so that an event about it delivered late does not bring
-it back.
+it back. A merge or unmerge re-roots the customers concerned in every projection
+(``crm_segment.projections.reroot``); erasure deletes the customers' rows in every table of the
+schema, and an export lists them all.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_segment.customers.repository import CustomerRepository
+from crm_segment.evaluation.queue import enqueue
 from crm_segment.events import EXPORT_CONTRIBUTED, ExportContributedV1
 from crm_segment.models import Customer, outbox
+from crm_segment.projections.reroot import reroot
 
 #: Columns of a projection row shown in an export (all of them: it is the customer's data).
 EXPORTED = [c.name for c in Customer.__table__.columns]
@@ -31,10 +35,12 @@ async def project(
     values: dict[str, Any],
     at: datetime,
 ) -> None:
-    """Take a created/updated customer's fields as of ``at``."""
+    """Take a created/updated customer's fields as of ``at``; re-evaluate its root if taken."""
     repo = CustomerRepository(session)
     if not await repo.any_erased([customer_id]):
-        await repo.upsert_fields(external_id, customer_id, values, at)
+        root = await repo.upsert_fields(external_id, customer_id, values, at)
+        if root is not None:
+            await enqueue(session, [root])
 
 
 async def merged(
@@ -51,6 +57,7 @@ async def merged(
         await repo.set_status(
             duplicate_external_id, duplicate_id, "merged", survivor_external_id, at
         )
+        await reroot(session, [duplicate_external_id])
 
 
 async def unmerged(
@@ -60,6 +67,7 @@ async def unmerged(
     repo = CustomerRepository(session)
     if not await repo.any_erased([duplicate_id]):
         await repo.set_status(duplicate_external_id, duplicate_id, "active", None, at)
+        await reroot(session, [duplicate_external_id])
 
 
 async def erase(
@@ -68,18 +76,33 @@ async def erase(
     customer_ids: Sequence[uuid.UUID],
     at: datetime,
 ) -> None:
-    """Delete everything segment holds about these customers; refuse their late events."""
+    """Delete everything segment holds about these customers; refuse their late events.
+
+    Every table keyed by a customer loses their rows (projections, scores, memberships, the
+    queue); a survivor outside the erased set that they counted for is re-evaluated.
+    """
     repo = CustomerRepository(session)
+    survivors = await repo.roots_outside(external_ids)
+    await repo.delete_projections(external_ids)
     deleted = await repo.delete(external_ids, customer_ids)
     await repo.tombstone(sorted({*customer_ids, *deleted}), at)
     await repo.delete_dead_letters(external_ids)
+    await enqueue(session, survivors)
 
 
 async def export_part(session: AsyncSession, external_ids: Sequence[str]) -> dict[str, Any]:
-    """Everything segment holds about these customers, as JSON."""
-    rows = await CustomerRepository(session).by_external_ids(external_ids)
+    """Everything segment holds about these customers, as JSON.
+
+    ``customers`` (the projection rows), ``orders`` (each with its ``lines``), ``interactions``
+    (daily behaviour aggregates), ``consents``, ``tags``, ``loyalty``, ``scores`` and
+    ``segments`` (current memberships with the segment's name).
+    """
+    repo = CustomerRepository(session)
+    rows = await repo.by_external_ids(external_ids)
     customers = [{name: getattr(row, name) for name in EXPORTED} for row in rows]
-    part: dict[str, Any] = to_jsonable_python({"customers": customers})
+    part: dict[str, Any] = to_jsonable_python(
+        {"customers": customers, **await repo.export_rows(external_ids)}
+    )
     return part
 
 
