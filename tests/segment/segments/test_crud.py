@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from httpx import AsyncClient
 from sqlalchemy import select
 
+from crm_segment.evaluation.service import evaluate_segment_full
 from crm_segment.models import Segment
+from tests.segment.evaluation.factories import changes, customer, members
 from tests.segment.rules.factories import segment
 
 DE = {"field": "country", "op": "eq", "value": "DE"}
@@ -278,3 +281,24 @@ class TestScopes:
         url = f"/v1/segments/{created['id']}"
         assert (await reader.patch(url, json={"name": "y"})).status_code == 403
         assert (await reader.delete(url)).status_code == 403
+
+
+class TestDeleteWithMembers:
+    async def test_members_exit_with_one_event_each(self, client, session):
+        await customer(session, "c-de-1", country="DE")
+        await customer(session, "c-de-2", country="DE")
+        created = await create(client, name="germans", rule=DE)
+        segment = await session.get(Segment, uuid.UUID(created["id"]))
+        assert segment is not None
+        await evaluate_segment_full(session, segment, datetime.now(UTC))
+        assert await members(session, segment.id) == ["c-de-1", "c-de-2"]
+
+        assert (await client.delete(f"/v1/segments/{created['id']}")).status_code == 204
+
+        assert await members(session, segment.id) == []
+        assert await changes(session, segment.id) == [
+            ("c-de-1", "entered"),
+            ("c-de-2", "entered"),
+            ("c-de-1", "exited"),
+            ("c-de-2", "exited"),
+        ]

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.repository import Page
+from crm_segment.evaluation.service import retire_segment
 from crm_segment.models import Segment, SegmentMember
 from crm_segment.rules.compiler import (
     CompiledRule,
@@ -161,9 +162,8 @@ async def delete(session: AsyncSession, segment_id: uuid.UUID, *, now: datetime)
     referrers = await SegmentRepository(session).referrers(segment.id)
     if referrers:
         raise SegmentInUse(f"referred to by: {', '.join(referrers)}")
-    segment.deleted_at = now
     segment.updated_at = now
-    await session.flush()
+    await retire_segment(session, segment, now)
 
 
 async def preview(session: AsyncSession, rule: Mapping[str, Any], *, now: datetime) -> PreviewRead:
