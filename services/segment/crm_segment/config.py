@@ -40,6 +40,9 @@ class Settings(ServiceSettings):
     rfm_frequency_thresholds: tuple[int, int, int, int] = (2, 3, 5, 8)
     #: Fixed monetary cuts (minor units): at least this much earns M2, M3, M4, M5 (less: M1).
     rfm_monetary_thresholds: tuple[int, int, int, int] = (5_000, 10_000, 25_000, 50_000)
+    #: ``work_mem`` of the batch's transaction: enough to hash-aggregate the orders and sort
+    #: the customers in memory (the server default, 4MB, makes the batch spill to disk).
+    rfm_batch_work_mem: str = Field(default="256MB", pattern=r"^[0-9]+(kB|MB|GB)$")
 
     # --- Lifecycle (crm_segment.lifecycle; docs/segment/scores.md) ---
     #: A one-order customer is ``new`` for this many days after that order.
@@ -54,6 +57,30 @@ class Settings(ServiceSettings):
     lifecycle_dormant_days: int = Field(default=180, ge=1)
     #: ``churned`` past this many days since the last order.
     lifecycle_churned_days: int = Field(default=365, ge=1)
+
+    #: BG/NBD + Gamma-Gamma: fewer customers with repeat purchases than this fails the fit.
+    clv_min_repeat_customers: int = Field(default=20, ge=2)
+    #: Monthly discount rate of the 12-month CLV (0.01 = 1 % a month, about 12.7 % a year).
+    clv_monthly_discount_rate: float = Field(default=0.01, ge=0, le=1)
+    #: Value score weights (normalised by their sum): purchase value, engagement, social.
+    value_weight_purchase: float = Field(default=0.6, ge=0)
+    value_weight_engagement: float = Field(default=0.3, ge=0)
+    value_weight_social: float = Field(default=0.1, ge=0)
+    #: Reference levels at which a value-score component reaches 1 (log scale, capped):
+    #: net revenue plus predicted 12-month CLV (minor units), engagement interactions in the
+    #: last ``value_engagement_days`` days, reviews written (ever).
+    value_ref_purchase_minor: int = Field(default=100_000, ge=1)
+    value_ref_engagement: int = Field(default=100, ge=1)
+    value_ref_social: int = Field(default=5, ge=1)
+    value_engagement_days: int = Field(default=90, ge=1)
+    #: Clustering: fewer customers with an order than this fails the run.
+    cluster_min_customers: int = Field(default=20, ge=9)
+    #: Largest sample the silhouette score is computed on when choosing k.
+    cluster_silhouette_sample: int = Field(default=10_000, ge=100)
+
+    # --- KPIs (crm_segment.kpis; docs/segment/kpis.md) ---
+    #: Most periods one ``GET /v1/kpis`` may ask for (1100 days is about three years).
+    kpi_max_periods: int = Field(default=1100, ge=1)
 
 
 settings = Settings()
