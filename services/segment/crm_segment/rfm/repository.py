@@ -1,0 +1,413 @@
+"""SQL of RFM: one statement scores, groups, stages and writes a set of customers.
+
+:func:`write_scores` is used by the daily batch (every customer, quantile or fixed-threshold
+scoring) and by the evaluator's refresh (a batch of customers, scored against stored cuts). In
+one pass over ``order`` it takes the lifetime aggregates and the window metrics, scores them,
+names the group, computes the lifecycle stage, writes only the rows that changed, deletes the
+rows of customers that are no longer active (merged duplicates) and, for the batch, queues the
+customers whose group or stage changed (or whose row it deleted) for re-evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Date,
+    Double,
+    Integer,
+    Select,
+    SmallInteger,
+    Table,
+    Text,
+    and_,
+    any_,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import CTE
+
+from crm_segment.lifecycle.stages import LifecycleRules, stage_expr
+from crm_segment.models import Customer, CustomerScore, EvaluationQueue, Order, RfmBoundaries
+from crm_segment.rfm.groups import group_expr
+from crm_segment.rfm.scoring import METRICS, SCORES, Cuts, score_expr
+
+ORD: Table = Order.__table__  # type: ignore[assignment]
+CUST: Table = Customer.__table__  # type: ignore[assignment]
+SCORE: Table = CustomerScore.__table__  # type: ignore[assignment]
+QUEUE: Table = EvaluationQueue.__table__  # type: ignore[assignment]
+
+#: Columns of ``customer_score`` this part owns (CLV, value score and cluster are left alone).
+WRITTEN = (
+    "first_order_at",
+    "last_order_at",
+    "orders_count",
+    "revenue_minor",
+    "rfm_as_of",
+    "recency_days",
+    "frequency",
+    "monetary_minor",
+    "r",
+    "f",
+    "m",
+    "rfm_score",
+    "rfm_group",
+    "lifecycle",
+)
+_METRIC_COLUMN = {"recency": "recency_days", "frequency": "frequency", "monetary": "monetary_minor"}
+_SCORE_COLUMN = {"recency": "r", "frequency": "f", "monetary": "m"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """The RFM window: the ``days`` calendar days (UTC) ending with ``as_of``, both included."""
+
+    as_of: date
+    days: int
+
+    @property
+    def start(self) -> datetime:
+        """First instant in the window: midnight UTC starting day ``as_of - (days - 1)``."""
+        return datetime.combine(self.as_of - timedelta(days=self.days - 1), time(), UTC)
+
+    @property
+    def end(self) -> datetime:
+        """First instant after the window: midnight UTC ending ``as_of``."""
+        return datetime.combine(self.as_of + timedelta(days=1), time(), UTC)
+
+
+@dataclass
+class WriteResult:
+    """What one :func:`write_scores` statement did."""
+
+    scored: int = 0
+    written: int = 0
+    deleted: int = 0
+    enqueued: int = 0
+    #: metric -> score -> {"min", "max", "customers"} of the scored customers.
+    stats: dict[str, dict[str, dict[str, int | None]]] = field(default_factory=dict)
+
+
+def _ids_param(ids: Sequence[str]) -> ColumnElement[list[str]]:
+    return literal(list(ids), ARRAY(Text))
+
+
+def _aggregates(window: Window, ids: Sequence[str] | None) -> CTE:
+    """Per root customer: lifetime aggregates and window metrics of qualifying orders."""
+    net = ORD.c.total_minor - ORD.c.refunded_minor
+    in_window = and_(ORD.c.placed_at >= window.start, ORD.c.placed_at < window.end)
+    stmt = (
+        select(
+            ORD.c.root_external_id.label("cid"),
+            func.min(ORD.c.placed_at).label("first_order_at"),
+            func.max(ORD.c.placed_at).label("last_order_at"),
+            func.count().label("orders_count"),
+            cast(func.sum(net), BigInteger).label("revenue_minor"),
+            func.max(ORD.c.placed_at).filter(in_window).label("last_in_window"),
+            func.count().filter(in_window).label("window_orders"),
+            cast(func.sum(net).filter(in_window), BigInteger).label("window_net"),
+        )
+        .where(ORD.c.status != "cancelled", ORD.c.fully_refunded.is_(False))
+        .group_by(ORD.c.root_external_id)
+    )
+    if ids is not None:
+        stmt = stmt.where(ORD.c.root_external_id == any_(_ids_param(ids)))
+    return stmt.cte("agg")
+
+
+def _base(window: Window, ids: Sequence[str] | None) -> Select[Any]:
+    """The customers to score with their metrics and their current score row (``old_*``).
+
+    Scored: every active customer, every root with a qualifying order and every root that has
+    a score row, except customers whose ``customer`` row is not active (merged duplicates).
+    """
+    agg = _aggregates(window, ids)
+    old = SCORE.alias("old")
+    cid: ColumnElement[str]
+    if ids is None:
+        source = agg.join(CUST, CUST.c.customer_external_id == agg.c.cid, full=True).join(
+            old,
+            old.c.customer_external_id == func.coalesce(agg.c.cid, CUST.c.customer_external_id),
+            full=True,
+        )
+        cid = func.coalesce(agg.c.cid, CUST.c.customer_external_id, old.c.customer_external_id)
+        known: ColumnElement[bool] = true()
+    else:
+        wanted = func.unnest(_ids_param(ids)).table_valued("cid").render_derived(name="wanted")
+        cid = wanted.c.cid
+        source = (
+            wanted.outerjoin(CUST, CUST.c.customer_external_id == cid)
+            .outerjoin(agg, agg.c.cid == cid)
+            .outerjoin(old, old.c.customer_external_id == cid)
+        )
+        known = or_(
+            CUST.c.customer_external_id.is_not(None),
+            agg.c.cid.is_not(None),
+            old.c.customer_external_id.is_not(None),
+        )
+    last_day = cast(func.timezone("UTC", agg.c.last_in_window), Date)
+    return (
+        select(
+            cid.label("cid"),
+            agg.c.first_order_at,
+            agg.c.last_order_at,
+            func.coalesce(agg.c.orders_count, 0).label("orders_count"),
+            func.coalesce(agg.c.revenue_minor, 0).label("revenue_minor"),
+            cast(literal(window.as_of, Date) - last_day, Integer).label("recency_days"),
+            func.nullif(agg.c.window_orders, 0).label("frequency"),
+            agg.c.window_net.label("monetary_minor"),
+            old.c.customer_external_id.label("old_cid"),
+        )
+        .select_from(source)
+        .where(func.coalesce(CUST.c.status, "active") == "active", known)
+    )
+
+
+def _quantile(value: ColumnElement[Any], metric: str, has: ColumnElement[bool]) -> Any:
+    """ceil(5 × cume_dist) among the customers with a score, fewer days better for recency."""
+    order = value.desc() if metric == "recency" else value.asc()
+    rank = func.cume_dist().over(partition_by=has, order_by=order)
+    return case((has, cast(func.ceil(5 * rank), SmallInteger)), else_=null())
+
+
+def _scored(
+    window: Window,
+    cuts: Cuts | None,
+    ids: Sequence[str] | None,
+    now: datetime,
+    rules: LifecycleRules,
+) -> CTE:
+    """Metrics, scores (quantile when ``cuts`` is None), group and lifecycle stage."""
+    base = _base(window, ids).subquery("base")
+    has = base.c.frequency.is_not(None)
+    scores = {
+        _SCORE_COLUMN[m]: (
+            _quantile(base.c[_METRIC_COLUMN[m]], m, has)
+            if cuts is None
+            else score_expr(base.c[_METRIC_COLUMN[m]], m, cuts)
+        ).label(_SCORE_COLUMN[m])
+        for m in METRICS
+    }
+    ranked = select(*base.c, *scores.values()).subquery("ranked")
+    rfm_score = cast(ranked.c.r, Text) + cast(ranked.c.f, Text) + cast(ranked.c.m, Text)
+    # the current row is joined after the window sorts, which then move narrower rows
+    prev = SCORE.alias("prev")
+    return (
+        select(
+            *ranked.c,
+            *(prev.c[c].label(f"old_{c}") for c in (*WRITTEN, "lifecycle_changed_at")),
+            case(
+                (has_rfm := ranked.c.r.is_not(None), literal(window.as_of, Date)), else_=null()
+            ).label("rfm_as_of"),
+            case((has_rfm, rfm_score), else_=null()).label("rfm_score"),
+            group_expr(ranked.c.r, ranked.c.f).label("rfm_group"),
+            stage_expr(
+                ranked.c.first_order_at, ranked.c.last_order_at, ranked.c.orders_count, now, rules
+            ).label("lifecycle"),
+        )
+        .select_from(ranked.outerjoin(prev, prev.c.customer_external_id == ranked.c.old_cid))
+        .cte("scored")
+    )
+
+
+def _stats_columns(scored: CTE) -> list[ColumnElement[Any]]:
+    """min/max/count of each metric per score, labelled ``<metric>_<score>_<min|max|n>``."""
+    out: list[ColumnElement[Any]] = []
+    for m in METRICS:
+        value, score = scored.c[_METRIC_COLUMN[m]], scored.c[_SCORE_COLUMN[m]]
+        for s in SCORES:
+            out += [
+                func.min(value).filter(score == s).label(f"{m}_{s}_min"),
+                func.max(value).filter(score == s).label(f"{m}_{s}_max"),
+                func.count().filter(score == s).label(f"{m}_{s}_n"),
+            ]
+    return out
+
+
+async def write_scores(
+    session: AsyncSession,
+    *,
+    window: Window,
+    now: datetime,
+    rules: LifecycleRules,
+    cuts: Cuts | None = None,
+    ids: Sequence[str] | None = None,
+    enqueue: bool = False,
+) -> WriteResult:
+    """Score ``ids`` (None: every customer) and write what changed, in one statement."""
+    scored = _scored(window, cuts, ids, now, rules)
+    old = {c: scored.c[f"old_{c}"] for c in (*WRITTEN, "lifecycle_changed_at")}
+    changed_at = case(
+        (old["lifecycle"].is_distinct_from(scored.c.lifecycle), literal(now)),
+        else_=old["lifecycle_changed_at"],
+    )
+    changed = or_(
+        scored.c.old_cid.is_(None),
+        tuple_(*(scored.c[c] for c in WRITTEN)).is_distinct_from(
+            tuple_(*(old[c] for c in WRITTEN))
+        ),
+    )
+    rows = select(scored.c.cid, *(scored.c[c] for c in WRITTEN), changed_at, literal(now)).where(
+        changed
+    )
+    ins = insert(SCORE).from_select(
+        ["customer_external_id", *WRITTEN, "lifecycle_changed_at", "computed_at"], rows
+    )
+    upsert = (
+        ins.on_conflict_do_update(
+            index_elements=[SCORE.c.customer_external_id],
+            set_={c: ins.excluded[c] for c in (*WRITTEN, "lifecycle_changed_at", "computed_at")},
+        )
+        .returning(SCORE.c.customer_external_id)
+        .cte("upserted")
+    )
+    # the only rows not scored are those of customers no longer active (merged duplicates)
+    gone = and_(
+        SCORE.c.customer_external_id == CUST.c.customer_external_id, CUST.c.status != "active"
+    )
+    if ids is not None:
+        gone = and_(gone, SCORE.c.customer_external_id == any_(_ids_param(ids)))
+    deleted = SCORE.delete().where(gone).returning(SCORE.c.customer_external_id).cte("deleted")
+    counts = [
+        select(func.count()).select_from(upsert).scalar_subquery().label("written"),
+        select(func.count()).select_from(deleted).scalar_subquery().label("deleted"),
+    ]
+    if enqueue:
+        moved = select(scored.c.cid).where(
+            or_(
+                old["rfm_group"].is_distinct_from(scored.c.rfm_group),
+                old["lifecycle"].is_distinct_from(scored.c.lifecycle),
+            )
+        )
+        due = union_all(moved, select(deleted.c.customer_external_id)).subquery("due")
+        q_ins = insert(QUEUE).from_select(
+            ["customer_external_id", "due_at", "reason"],
+            select(due.c.cid, literal(now), literal("input")),
+        )
+        queued = (
+            q_ins.on_conflict_do_update(
+                index_elements=[QUEUE.c.customer_external_id],
+                set_={
+                    "due_at": func.least(QUEUE.c.due_at, q_ins.excluded.due_at),
+                    "reason": q_ins.excluded.reason,
+                    "enqueued_at": func.now(),
+                },
+            )
+            .returning(QUEUE.c.customer_external_id)
+            .cte("queued")
+        )
+        counts.append(select(func.count()).select_from(queued).scalar_subquery().label("queued"))
+    stmt = select(
+        func.count().filter(scored.c.r.is_not(None)).label("scored"),
+        *_stats_columns(scored),
+        *counts,
+    ).select_from(scored)
+    row = (await session.execute(stmt)).one()._mapping
+    return WriteResult(
+        scored=row["scored"],
+        written=row["written"],
+        deleted=row["deleted"],
+        enqueued=row["queued"] if enqueue else 0,
+        stats={
+            m: {str(s): {k: row[f"{m}_{s}_{k}"] for k in ("min", "max", "n")} for s in SCORES}
+            for m in METRICS
+        },
+    )
+
+
+async def set_work_mem(session: AsyncSession, work_mem: str) -> None:
+    """Give the rest of the transaction ``work_mem`` (hash aggregates and sorts in memory)."""
+    await session.execute(select(func.set_config("work_mem", work_mem, True)))
+
+
+async def save_boundaries(
+    session: AsyncSession,
+    *,
+    window: Window,
+    method: str,
+    boundaries: dict[str, Any],
+    customers: int,
+    now: datetime,
+) -> None:
+    """Replace the stored boundaries with this batch's."""
+    values = {
+        "as_of": window.as_of,
+        "window_days": window.days,
+        "method": method,
+        "boundaries": boundaries,
+        "customers": customers,
+        "computed_at": now,
+    }
+    ins = insert(RfmBoundaries).values(id=1, **values)
+    await session.execute(ins.on_conflict_do_update(index_elements=["id"], set_=values))
+
+
+async def load_boundaries(session: AsyncSession) -> RfmBoundaries | None:
+    """The boundaries of the last batch, if any."""
+    return await session.get(RfmBoundaries, 1, populate_existing=True)
+
+
+async def group_rows(session: AsyncSession) -> Sequence[Any]:
+    """Per RFM group: customers, revenue and average metrics and scores."""
+    stmt = (
+        select(
+            SCORE.c.rfm_group.label("group"),
+            func.count().label("customers"),
+            cast(func.sum(SCORE.c.monetary_minor), BigInteger).label("revenue_minor"),
+            cast(func.avg(SCORE.c.recency_days), Double).label("avg_recency_days"),
+            cast(func.avg(SCORE.c.frequency), Double).label("avg_frequency"),
+            cast(func.avg(SCORE.c.monetary_minor), Double).label("avg_monetary_minor"),
+            cast(func.avg(SCORE.c.r), Double).label("avg_r"),
+            cast(func.avg(SCORE.c.f), Double).label("avg_f"),
+            cast(func.avg(SCORE.c.m), Double).label("avg_m"),
+        )
+        .where(SCORE.c.rfm_group.is_not(None))
+        .group_by(SCORE.c.rfm_group)
+    )
+    return (await session.execute(stmt)).all()
+
+
+async def top_revenue(session: AsyncSession, share: float) -> tuple[int, int]:
+    """(revenue of all scored customers, revenue of the top ``share`` of them by monetary).
+
+    The top is the ``ceil(share × n)`` customers with the highest monetary value; customers
+    tied at the edge have equal values, so which of them is counted does not change the sum.
+    """
+    ranked = (
+        select(
+            SCORE.c.monetary_minor,
+            func.row_number().over(order_by=SCORE.c.monetary_minor.desc()).label("rn"),
+            func.count().over().label("n"),
+        )
+        .where(SCORE.c.rfm_group.is_not(None))
+        .subquery("ranked")
+    )
+    stmt = select(
+        func.coalesce(cast(func.sum(ranked.c.monetary_minor), BigInteger), 0),
+        func.coalesce(
+            cast(
+                func.sum(ranked.c.monetary_minor).filter(
+                    ranked.c.rn <= func.ceil(ranked.c.n * share)
+                ),
+                BigInteger,
+            ),
+            0,
+        ),
+    )
+    total, top = (await session.execute(stmt)).one()
+    return int(total), int(top)

@@ -1,0 +1,5 @@
+"""Fixtures of the rfm tests."""
+
+from tests.segment.rfm.fixtures import shop
+
+__all__ = ["shop"]
