@@ -39,6 +39,7 @@ async def anonymous(app: FastAPI, session: AsyncSession) -> AsyncIterator[AsyncC
     async with asgi_client(app, session=session) as c:
         yield c
 
+
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
