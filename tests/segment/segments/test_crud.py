@@ -114,10 +114,12 @@ class TestRead:
         assert response.status_code == 404
         assert response.json()["type"] == "urn:crm:problem:segment-not-found"
 
-    async def test_malformed_id_is_a_422(self, client):
+    async def test_an_id_that_is_not_a_uuid_names_no_segment(self, client):
+        # segment ids are UUIDs in the route itself, so /v1/segments/preview never collides
         response = await client.get("/v1/segments/not-a-uuid")
-        assert response.status_code == 422
-        assert [e["field"] for e in response.json()["errors"]] == ["path.segment_id"]
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+        assert (await client.patch("/v1/segments/preview", json={})).status_code == 405
 
 
 class TestList:

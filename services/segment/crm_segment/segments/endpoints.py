@@ -91,7 +91,7 @@ async def preview_segment(body: PreviewRequest, session: SessionDep, _: Reader) 
 
 
 @router.get(
-    "/segments/{segment_id}",
+    "/segments/{segment_id:uuid}",
     response_model=SegmentRead,
     summary="Read a segment",
     responses=error_responses(SegmentNotFound),
@@ -102,7 +102,7 @@ async def get_segment(segment_id: SegmentId, session: SessionDep, _: Reader) -> 
 
 
 @router.patch(
-    "/segments/{segment_id}",
+    "/segments/{segment_id:uuid}",
     response_model=SegmentRead,
     summary="Change a segment",
     responses={
@@ -118,7 +118,7 @@ async def update_segment(
 
 
 @router.delete(
-    "/segments/{segment_id}",
+    "/segments/{segment_id:uuid}",
     status_code=204,
     summary="Delete a rule segment",
     responses={**error_responses(SegmentNotFound), **_conflicts(SegmentInUse, SegmentReadOnly)},
@@ -130,7 +130,7 @@ async def delete_segment(segment_id: SegmentId, session: SessionDep, _: Writer) 
 
 
 @router.get(
-    "/segments/{segment_id}/members",
+    "/segments/{segment_id:uuid}/members",
     response_model=MemberPage,
     summary="List a segment's members",
     responses=error_responses(SegmentNotFound),
