@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from crm_common.db import Database
 from crm_segment.evaluation import worker
 from crm_segment.evaluation.repository import EvaluationRepository
+from crm_segment.lifecycle.stages import LifecycleRules
 
 
 def _report(marker: Path, text: str) -> None:
@@ -39,13 +40,14 @@ async def run(db_url: str, marker: Path, hang_in_batch: int) -> None:
             ids: Sequence[str],
             windows: Iterable[tuple[str, int]],
             now: datetime,
+            lifecycle: LifecycleRules | None = None,
         ) -> int:
             nonlocal batches
             batches += 1
             if batches == hang_in_batch:
                 _report(marker, "reached")
                 time.sleep(3600)  # blocks the process, its transaction open: SIGKILL here
-            return await real_schedule(self, ids, windows, now)
+            return await real_schedule(self, ids, windows, now, lifecycle)
 
         EvaluationRepository.schedule = schedule_or_hang  # type: ignore[method-assign]
     database = Database.from_engine(create_async_engine(db_url))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_profile.events import ORDER_PLACED
+from crm_segment.builtins import ensure_builtin_segments
+from crm_segment.config import settings
 from crm_segment.consumers.profile_orders import on_profile_order
 from crm_segment.evaluation import queue
 from crm_segment.evaluation.service import (
@@ -230,14 +232,96 @@ class TestScheduling:
         await evaluate_customers(session, [buyer], NOW)
         assert await due(session, buyer) == NOW + timedelta(hours=1)
 
-    async def test_without_windows_nothing_is_scheduled(self, session: AsyncSession):
-        de = f"de-{token()}"
+    async def test_without_windows_only_the_lifecycle_change_is_scheduled(
+        self, session: AsyncSession
+    ):
+        de, browser = f"de-{token()}", f"de-{token()}"
         await customer(session, de)
-        await order(session, de, NOW - timedelta(days=1))
+        await customer(session, browser)  # no order: no score row, no stage to change
+        placed = NOW - timedelta(days=1)
+        await order(session, de, placed)
         await segment(session, GERMANS)
-        result = await evaluate_customers(session, [de], NOW)
-        assert result.scheduled == 0
-        assert await due(session, de) is None
+        result = await evaluate_customers(session, [de, browser], NOW)
+        assert result.scheduled == 1
+        # one order: ``new`` until lifecycle_new_days have passed, then ``active``
+        assert await due(session, de) == placed + timedelta(
+            days=settings.lifecycle_new_days, seconds=1
+        )
+        assert await due(session, browser) is None
+
+    async def test_a_window_earlier_than_the_lifecycle_change_wins(self, session: AsyncSession):
+        buyer = f"b-{token()}"
+        await customer(session, buyer)
+        placed = NOW - timedelta(days=1)
+        await order(session, buyer, placed)
+        await segment(session, {"orders": {"within_days": 7, "count": {"gte": 1}}})
+        await evaluate_customers(session, [buyer], NOW)
+        assert await due(session, buyer) == placed + timedelta(days=7)
+
+
+class TestLifecycleScheduling:
+    async def _builtin_stage_segments(self, session: AsyncSession) -> dict[str, Segment]:
+        """The built-in lifecycle segments, materialised (empty) in this transaction."""
+        await ensure_builtin_segments(session)
+        lifecycle = select(Segment.id).where(Segment.kind == "lifecycle")
+        await session.execute(delete(SegmentMember).where(SegmentMember.segment_id.in_(lifecycle)))
+        await session.execute(
+            update(Segment)
+            .where(Segment.kind == "lifecycle", Segment.deleted_at.is_(None))
+            .values(enabled=True, evaluated_version=Segment.version, members_count=0)
+        )
+        rows = await session.execute(
+            select(Segment)
+            .where(Segment.kind == "lifecycle", Segment.deleted_at.is_(None))
+            .execution_options(populate_existing=True)
+        )
+        return {s.key: s for s in rows.scalars() if s.key is not None}
+
+    async def test_active_customer_is_due_when_at_risk_and_moves_segment_then(
+        self, session: AsyncSession
+    ):
+        stages = await self._builtin_stage_segments(session)
+        buyer = f"b-{token()}"
+        await customer(session, buyer)
+        first, last = NOW - timedelta(days=40), NOW - timedelta(days=20)
+        await order(session, buyer, first)
+        await order(session, buyer, last)
+        await evaluate_customers(session, [buyer], NOW)
+        assert await members(session, stages["active"].id) == [buyer]
+        # mean interval 20 days, rhythm factor 2: at risk 40 days after the last order
+        gap = max(
+            timedelta(days=settings.lifecycle_at_risk_min_days),
+            settings.lifecycle_rhythm_factor * (last - first),
+        )
+        assert gap < timedelta(days=settings.lifecycle_dormant_days)
+        moment = last + gap + timedelta(seconds=1)
+        assert await due(session, buyer) == moment
+
+        await session.execute(delete(EvaluationQueue))  # the worker takes the row first
+        await evaluate_customers(session, [buyer], moment - timedelta(seconds=1))
+        assert await members(session, stages["active"].id) == [buyer]
+        assert await due(session, buyer) == moment  # still ahead: scheduled again
+
+        await session.execute(delete(EvaluationQueue))
+        await evaluate_customers(session, [buyer], moment)
+        assert await members(session, stages["active"].id) == []
+        assert await members(session, stages["at_risk"].id) == [buyer]
+        assert await changes(session, stages["active"].id) == [
+            (buyer, "entered"),
+            (buyer, "exited"),
+        ]
+        assert await changes(session, stages["at_risk"].id) == [(buyer, "entered")]
+        # next: dormant, lifecycle_dormant_days after the last order
+        assert await due(session, buyer) == last + timedelta(
+            days=settings.lifecycle_dormant_days, seconds=1
+        )
+
+        await evaluate_customers(session, [buyer], moment + timedelta(hours=1))  # nothing new
+        assert await changes(session, stages["at_risk"].id) == [(buyer, "entered")]
+        assert await changes(session, stages["active"].id) == [
+            (buyer, "entered"),
+            (buyer, "exited"),
+        ]
 
 
 class TestFullEvaluation:

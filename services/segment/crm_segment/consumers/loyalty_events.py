@@ -37,7 +37,9 @@ class MembershipChanged(BaseModel):
 async def on_tier_changed(session: AsyncSession, envelope: Envelope) -> None:
     """Take the customer's new tier unless a later tier change was applied."""
     event = TierChanged.model_validate(envelope.data)
-    await service.change_tier(session, event.customer_external_id, event.tier, event.changed_at)
+    await service.change_tier(
+        session, event.customer_external_id, event.tier, event.changed_at, sent_at=envelope.time
+    )
 
 
 async def on_membership_changed(session: AsyncSession, envelope: Envelope) -> None:
@@ -50,6 +52,7 @@ async def on_membership_changed(session: AsyncSession, envelope: Envelope) -> No
         event.status,
         event.expires_at,
         event.changed_at,
+        sent_at=envelope.time,
     )
 
 

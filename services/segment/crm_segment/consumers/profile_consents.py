@@ -31,6 +31,7 @@ async def on_consent_changed(session: AsyncSession, envelope: Envelope) -> None:
         event.purpose,
         event.status,
         event.decided_at,
+        sent_at=envelope.time,
     )
 
 

@@ -2,7 +2,8 @@
 
 One message carries up to 1,000 interactions; they are folded into the per-customer, per-day,
 per-type/category/SKU aggregates with one set-based statement. Anonymous interactions (no
-``customer_external_id``) are skipped: segments are about known customers. Exactly-once comes
+``customer_external_id``) are skipped: segments are about known customers; so are those of
+customers erased after the batch was sent (``crm_segment.customers.tombstones``). Exactly-once comes
 from the consumer's inbox (a redelivered batch is acked without being counted again).
 """
 
@@ -38,7 +39,9 @@ async def on_interactions_recorded(session: AsyncSession, envelope: Envelope) ->
     """Add the batch to the daily aggregates."""
     event = InteractionsRecorded.model_validate(envelope.data)
     await service.record_interactions(
-        session, [service.Interaction(**i.model_dump()) for i in event.interactions]
+        session,
+        [service.Interaction(**i.model_dump()) for i in event.interactions],
+        sent_at=envelope.time,
     )
 
 

@@ -3,7 +3,9 @@
 A ``placed`` event inserts the order once (its external id is the key); a status change is
 applied only when its ``ce-time`` is newer than the last one applied; a refund records the
 cumulative refunded amount. A status change or refund of an order not placed here yet is
-retried later (``OrderNotProjectedYet`` is a transient error, so the message is ``nak``-ed).
+retried later (``OrderNotProjectedYet`` is a transient error, so the message is ``nak``-ed),
+unless its customer was erased after the event was sent: then every event about the customer
+is skipped (``crm_segment.customers.tombstones``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class OrderStatusChanged(BaseModel):
     """``crm.profile.order.status_changed``."""
 
     order_external_id: str
+    customer_external_id: str | None = None
     status: str
 
 
@@ -57,6 +60,7 @@ class OrderRefunded(BaseModel):
     """``crm.profile.order.refunded``: the order's cumulative refunds."""
 
     order_external_id: str
+    customer_external_id: str | None = None
     refunded_total_minor: int
     fully_refunded: bool
 
@@ -67,20 +71,33 @@ async def on_order_placed(session: AsyncSession, envelope: Envelope) -> None:
     order = event.model_dump(exclude={"lines"})
     order["status"] = "placed"
     order["status_changed_at"] = envelope.time
-    await service.place_order(session, order, [line.model_dump() for line in event.lines])
+    await service.place_order(
+        session, order, [line.model_dump() for line in event.lines], sent_at=envelope.time
+    )
 
 
 async def on_order_status_changed(session: AsyncSession, envelope: Envelope) -> None:
     """Apply the new status unless a newer one was applied."""
     event = OrderStatusChanged.model_validate(envelope.data)
-    await service.change_order_status(session, event.order_external_id, event.status, envelope.time)
+    await service.change_order_status(
+        session,
+        event.order_external_id,
+        event.status,
+        envelope.time,
+        customer_external_id=event.customer_external_id,
+    )
 
 
 async def on_order_refunded(session: AsyncSession, envelope: Envelope) -> None:
     """Record the refunded total and whether nothing paid is left."""
     event = OrderRefunded.model_validate(envelope.data)
     await service.refund_order(
-        session, event.order_external_id, event.refunded_total_minor, event.fully_refunded
+        session,
+        event.order_external_id,
+        event.refunded_total_minor,
+        event.fully_refunded,
+        sent_at=envelope.time,
+        customer_external_id=event.customer_external_id,
     )
 
 

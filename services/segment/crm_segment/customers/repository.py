@@ -19,6 +19,7 @@ from crm_segment.models import (
     CustomerScore,
     CustomerTag,
     ErasedCustomer,
+    ErasedExternalId,
     EvaluationQueue,
     InteractionDaily,
     Order,
@@ -114,8 +115,8 @@ class CustomerRepository(RepositoryBase[Customer]):
 
     async def delete(
         self, external_ids: Sequence[str], customer_ids: Sequence[uuid.UUID]
-    ) -> list[uuid.UUID]:
-        """Delete the rows of these customers; the internal ids of the rows deleted."""
+    ) -> list[tuple[uuid.UUID, str]]:
+        """Delete the rows of these customers; ``(internal id, external id)`` of those deleted."""
         result = await self.session.execute(
             delete(Customer)
             .where(
@@ -124,9 +125,9 @@ class CustomerRepository(RepositoryBase[Customer]):
                     Customer.customer_id.in_(customer_ids),
                 )
             )
-            .returning(Customer.customer_id)
+            .returning(Customer.customer_id, Customer.customer_external_id)
         )
-        return list(result.scalars())
+        return [(row.customer_id, row.customer_external_id) for row in result]
 
     async def tombstone(self, customer_ids: Sequence[uuid.UUID], at: datetime) -> None:
         """Remember that these customers were erased."""
@@ -136,6 +137,31 @@ class CustomerRepository(RepositoryBase[Customer]):
                 .values([{"customer_id": i, "erased_at": at} for i in customer_ids])
                 .on_conflict_do_nothing()
             )
+
+    async def tombstone_external_ids(self, digests: Sequence[bytes], at: datetime) -> None:
+        """Remember these external-id digests as erased at ``at`` (a later erasure wins)."""
+        if not digests:
+            return
+        stmt = pg_insert(ErasedExternalId).values(
+            [{"digest": d, "erased_at": at} for d in sorted(set(digests))]
+        )
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[ErasedExternalId.digest],
+                set_={
+                    "erased_at": func.greatest(ErasedExternalId.erased_at, stmt.excluded.erased_at)
+                },
+            )
+        )
+
+    async def tombstoned_digests(self, digests: Sequence[bytes], at: datetime) -> set[bytes]:
+        """Which of ``digests`` were erased at or after ``at``."""
+        if not digests:
+            return set()
+        stmt = select(ErasedExternalId.digest).where(
+            ErasedExternalId.digest.in_(sorted(set(digests))), ErasedExternalId.erased_at >= at
+        )
+        return set((await self.session.execute(stmt)).scalars())
 
     async def by_external_ids(self, external_ids: Sequence[str]) -> list[Customer]:
         """Projection rows of these external ids."""

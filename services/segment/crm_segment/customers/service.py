@@ -2,8 +2,8 @@
 
 Every change is idempotent and safe to receive out of order: fields are taken from an event
 only when it is newer than those the row holds (by ``ce-time``), merge status likewise, and an
-erased customer's internal id is kept so that an event about it delivered late does not bring
-it back. A merge or unmerge re-roots the customers concerned in every projection
+erased customer's internal id and a digest of each of its external ids are kept so that an
+event about it delivered late does not bring it back (:mod:`crm_segment.customers.tombstones`). A merge or unmerge re-roots the customers concerned in every projection
 (``crm_segment.projections.reroot``); erasure deletes the customers' rows in every table of the
 schema, and an export lists them all.
 """
@@ -18,6 +18,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_segment.customers import tombstones
 from crm_segment.customers.repository import CustomerRepository
 from crm_segment.evaluation.queue import enqueue
 from crm_segment.events import EXPORT_CONTRIBUTED, ExportContributedV1
@@ -79,13 +80,18 @@ async def erase(
     """Delete everything segment holds about these customers; refuse their late events.
 
     Every table keyed by a customer loses their rows (projections, scores, memberships, the
-    queue); a survivor outside the erased set that they counted for is re-evaluated.
+    queue); a survivor outside the erased set that they counted for is re-evaluated. Their
+    internal ids (``erased_customer``) and the digests of their external ids
+    (``erased_external_id``, see :mod:`crm_segment.customers.tombstones`) are remembered, so
+    that events about them delivered late are skipped.
     """
     repo = CustomerRepository(session)
     survivors = await repo.roots_outside(external_ids)
     await repo.delete_projections(external_ids)
     deleted = await repo.delete(external_ids, customer_ids)
-    await repo.tombstone(sorted({*customer_ids, *deleted}), at)
+    await repo.tombstone(sorted({*customer_ids, *(i for i, _ in deleted)}), at)
+    erased_ids = {*external_ids, *(e for _, e in deleted)}
+    await repo.tombstone_external_ids([tombstones.digest(e) for e in erased_ids], at)
     await repo.delete_dead_letters(external_ids)
     await enqueue(session, survivors)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -31,8 +32,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_segment.lifecycle.stages import LifecycleRules, next_change_expr
 from crm_segment.models import (
     Customer,
+    CustomerScore,
     CustomerTag,
     EvaluationQueue,
     InteractionDaily,
@@ -262,20 +265,43 @@ class EvaluationRepository:
     # scheduling
 
     async def schedule(
-        self, ids: Sequence[str], windows: Iterable[tuple[str, int]], now: datetime
+        self,
+        ids: Sequence[str],
+        windows: Iterable[tuple[str, int]],
+        now: datetime,
+        lifecycle: LifecycleRules | None = None,
     ) -> int:
-        """Queue each of ``ids`` for the next moment one of its facts enters or leaves a window.
+        """Queue each of ``ids`` for the next moment one of its facts enters or leaves a window,
+        or (with ``lifecycle``) its lifecycle stage changes with time alone.
 
         The compiler's windows (``crm_segment.rules.compiler``): an order is inside an
         ``(orders, d)`` window while ``now - d days < placed_at <= now``, so it enters at
         ``placed_at`` (an order dated in the future) and leaves at ``placed_at + d days``; an
         interaction is inside an ``(events, d)`` window while ``today - d < day <= today``
         (UTC days), so it leaves at midnight UTC starting day ``day + d``. The customer is
-        due at the earliest such moment after ``now``. One statement for the whole batch
-        (``least`` with any due time already queued); returns how many got a due time.
+        due at the earliest such moment after ``now``. With ``lifecycle``, a customer with a
+        ``customer_score`` row is also due when its stage would next change without a new
+        order (``crm_segment.lifecycle.stages.next_change_expr``, computed from the
+        aggregates just refreshed: active → at_risk → dormant → churned). One statement for
+        the whole batch (``least`` with any due time already queued); returns how many got a
+        due time.
         """
-        parts: list[Select[tuple[str, datetime]]] = []
-        for source, days in sorted(set(windows)):
+        windows = set(windows)
+        parts: list[Select[tuple[str, Any]]] = []
+        if lifecycle is not None:
+            changes = next_change_expr(
+                CustomerScore.first_order_at.expression,
+                CustomerScore.last_order_at.expression,
+                CustomerScore.orders_count.expression,
+                now,
+                lifecycle,
+            )
+            parts.append(
+                select(CustomerScore.customer_external_id.label("id"), changes.label("due")).where(
+                    CustomerScore.customer_external_id.in_(ids), changes.is_not(None)
+                )
+            )
+        for source, days in sorted(windows):
             span = func.make_interval(0, 0, 0, days)
             if source == "orders":
                 leaves = Order.placed_at + span

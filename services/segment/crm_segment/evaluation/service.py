@@ -8,7 +8,9 @@ Two ways in, both writing membership changes and their events in the caller's tr
   dependency level computes every predicate for the whole batch, and the differences with
   ``segment_member`` are applied with statements that return only the rows they changed.
   The customers are then queued again for the next moment one of their facts leaves a time
-  window some rule looks through.
+  window some rule looks through, or their lifecycle stage changes with time alone (an
+  ``active`` customer becomes ``at_risk`` when the days since the last order pass the
+  threshold, without any event arriving).
 - :func:`evaluate_segment_full`: one segment against every customer (new or changed rule,
   and the periodic safety net), set-based.
 
@@ -32,8 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from crm_common.events import Envelope
+from crm_segment.config import settings
 from crm_segment.evaluation.repository import EvaluationRepository
 from crm_segment.events import MEMBERSHIP_CHANGED, TAG_CHANGED, MembershipChangedV1, TagChangedV1
+from crm_segment.lifecycle.stages import LifecycleRules
 from crm_segment.models import Customer, Segment, SegmentMember, outbox
 from crm_segment.rules import compiler
 from crm_segment.scores import service as scores_service
@@ -209,7 +213,8 @@ async def evaluate_customers(
                 result.changes.append(changes)
     await repo.adjust_counts(deltas)
     windows = {w for c in compiled.values() for w in c.windows}
-    result.scheduled = await repo.schedule(ids, windows, now)
+    lifecycle = LifecycleRules.from_settings(settings)
+    result.scheduled = await repo.schedule(ids, windows, now, lifecycle)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from crm_segment.database import Base, metadata
 from crm_segment.models.customer import Customer, ErasedCustomer
+from crm_segment.models.erasure import ErasedExternalId
 from crm_segment.models.messaging import dead_letter_table, inbox_table, outbox, outbox_table
 from crm_segment.models.projection import (
     CustomerConsent,
@@ -24,6 +25,7 @@ __all__ = [
     "CustomerScore",
     "CustomerTag",
     "ErasedCustomer",
+    "ErasedExternalId",
     "EvaluationQueue",
     "InteractionDaily",
     "Item",

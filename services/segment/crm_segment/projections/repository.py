@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
+from crm_segment.customers.tombstones import erased_since_sql
 from crm_segment.models import (
     Customer,
     CustomerConsent,
@@ -118,12 +119,13 @@ class ProjectionRepository:
     # --- behaviour -----------------------------------------------------------------------
 
     async def add_interactions(
-        self, rows: Sequence[tuple[str, date, str, str, str, int, datetime]]
+        self, rows: Sequence[tuple[str, date, str, str, str, int, datetime]], sent_at: datetime
     ) -> list[str]:
         """Fold a batch into the daily aggregates in one statement; the distinct roots touched.
 
         ``rows`` are ``(customer, day, type, category, sku, value_minor, occurred_at)``; they are
-        passed as seven arrays, grouped in SQL, and upserted together.
+        passed as seven arrays, grouped in SQL, and upserted together, except those of customers
+        erased at or after ``sent_at`` (the batch's ``ce-time``: it arrives late for them).
         """
         if not rows:
             return []
@@ -144,17 +146,21 @@ class ProjectionRepository:
             .render_derived(name="batch")
         )
         c = batch.c
-        grouped = select(
-            c.customer,
-            c.day,
-            c.type,
-            c.category,
-            c.sku,
-            root_of(c.customer),
-            func.count(),
-            func.sum(c.value_minor),
-            func.max(c.occurred_at),
-        ).group_by(c.customer, c.day, c.type, c.category, c.sku)
+        grouped = (
+            select(
+                c.customer,
+                c.day,
+                c.type,
+                c.category,
+                c.sku,
+                root_of(c.customer),
+                func.count(),
+                func.sum(c.value_minor),
+                func.max(c.occurred_at),
+            )
+            .where(~erased_since_sql(c.customer, sent_at))
+            .group_by(c.customer, c.day, c.type, c.category, c.sku)
+        )
         stmt = pg_insert(InteractionDaily).from_select(
             [
                 "customer_external_id",
