@@ -99,7 +99,7 @@ class RfmBoundaries(Base):
 
     __tablename__ = "rfm_boundaries"
 
-    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=1)
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False, default=1)
     as_of: Mapped[date] = mapped_column(Date)
     window_days: Mapped[int] = mapped_column(Integer)
     method: Mapped[str] = mapped_column(Text)

@@ -296,7 +296,7 @@ def upgrade() -> None:
     op.create_index("ix_order_line_sku", "order_line", ["sku"], unique=False, schema="segment")
     op.create_table(
         "rfm_boundaries",
-        sa.Column("id", sa.SmallInteger(), nullable=False),
+        sa.Column("id", sa.SmallInteger(), autoincrement=False, nullable=False),
         sa.Column("as_of", sa.Date(), nullable=False),
         sa.Column("window_days", sa.Integer(), nullable=False),
         sa.Column("method", sa.Text(), nullable=False),
