@@ -32,11 +32,13 @@ SEARCHED_TYPES = ("text", "character varying", "character", "json", "jsonb", "by
 
 
 @pytest.fixture(scope="package")
-async def workers() -> AsyncIterator[list[asyncio.Task[None]]]:
+async def workers(database: Database) -> AsyncIterator[list[asyncio.Task[None]]]:
     """The profile and segment workers (relays and every consumer) as asyncio tasks.
 
     Package-scoped: they stop when the end-to-end tests are done, so no relay publishes (and
-    deletes) the outbox rows that later tests inspect.
+    deletes) the outbox rows that later tests inspect. The segment worker also runs its own
+    batch jobs (RFM, built-in segments) over whatever the tests committed; its schema is
+    emptied afterwards so the segment tests start from a clean slate, as on a fresh install.
     """
     from crm_profile.config import Settings as ProfileSettings
     from crm_profile.worker import SPEC as PROFILE
@@ -53,6 +55,24 @@ async def workers() -> AsyncIterator[list[asyncio.Task[None]]]:
     yield tasks
     stop.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    await empty_schema(database, "segment")
+
+
+async def empty_schema(database: Database, schema: str) -> None:
+    """Delete every row of ``schema``'s tables (its migrations' version table excepted)."""
+    async with database.unit_of_work() as session:
+        names = (
+            await session.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = :schema "
+                    "AND tablename <> 'alembic_version'"
+                ),
+                {"schema": schema},
+            )
+        ).scalars()
+        tables = ", ".join(f'"{schema}"."{name}"' for name in names)
+        if tables:
+            await session.execute(text(f"TRUNCATE {tables}"))
 
 
 @pytest.fixture(scope="package")
