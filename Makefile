@@ -79,3 +79,13 @@ clean: ## remove the environment, caches and the embedded servers' data (.dev/)
 	@if [ -L .dev/pg ]; then rm -rf "$$(readlink .dev/pg)"; fi
 	rm -rf .dev .venv .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Container images (README, "Deploying"); the build context is the repository root.
+TAG ?= 0.1.0
+CONTAINER ?= docker
+.PHONY: images
+images: ## build the service images crm-<svc>:TAG: make images TAG=0.1.0 [SERVICE=profile] [CONTAINER=buildah]
+	@for s in $(if $(SERVICE),$(SERVICE),$(SERVICES)); do \
+		echo "[crm] building crm-$$s:$(TAG)"; \
+		$(CONTAINER) build -f services/$$s/Dockerfile -t crm-$$s:$(TAG) . || exit 1; \
+	done

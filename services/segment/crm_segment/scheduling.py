@@ -2,17 +2,23 @@
 
 Runs every minute; a job kind is queued when none is queued or running and the last
 successful one finished longer ago than its interval (so a restarted worker neither skips a
-day nor runs the batch twice).
+day nor runs the batch twice). Several worker replicas check under one transaction-scoped
+advisory lock, so two of them cannot both queue the same batch.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func, select
+
 from crm_common.db import Database
 from crm_segment.config import settings
 from crm_segment.jobs import service
 from crm_segment.jobs.repository import JobRepository
+
+#: Advisory lock key of the schedule check (the full refresh uses 0x5E60001).
+SCHEDULE_LOCK = 0x5E6_0002
 
 
 def intervals() -> dict[str, timedelta]:
@@ -27,6 +33,7 @@ async def schedule_due_jobs(database: Database) -> None:
     """Queue each scheduled kind whose last run is older than its interval."""
     now = datetime.now(UTC)
     async with database.unit_of_work() as session:
+        await session.execute(select(func.pg_advisory_xact_lock(SCHEDULE_LOCK)))
         repo = JobRepository(session)
         for kind, every in intervals().items():
             if not every or await repo.pending(kind):

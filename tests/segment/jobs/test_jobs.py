@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -191,3 +192,28 @@ async def test_get_job_endpoint(client: AsyncClient, session: AsyncSession) -> N
 
 async def test_get_job_needs_the_read_scope(anonymous: AsyncClient) -> None:
     assert (await anonymous.get(f"/v1/jobs/{uuid.uuid4()}")).status_code == 401
+
+
+async def test_two_workers_checking_at_once_queue_one_batch(
+    database: Database, committed_jobs: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduling, "intervals", lambda: {"rfm": timedelta(hours=24)})
+    async with database.unit_of_work() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.kind == "rfm", Job.status.in_(("queued", "running")))
+            .values(status="failed")
+        )
+        await session.execute(
+            update(Job)
+            .where(Job.kind == "rfm", Job.status == "succeeded")
+            .values(finished_at=datetime.now(UTC) - timedelta(days=3))
+        )
+        before = set((await session.execute(select(Job.id))).scalars())
+
+    await asyncio.gather(*(scheduling.schedule_due_jobs(database) for _ in range(4)))
+
+    async with database.unit_of_work() as session:
+        new = [j for j in (await session.execute(select(Job))).scalars() if j.id not in before]
+    committed_jobs.extend(j.id for j in new)
+    assert [(j.kind, j.status) for j in new] == [("rfm", "queued")]
