@@ -311,3 +311,173 @@ async def consumer_idle(consumer: Consumer) -> bool:
 
 async def done(outcomes: list[str]) -> bool:
     return bool(outcomes)
+
+
+class TestBatchTransaction:
+    """``batch_transaction``: one commit per fetched batch, one savepoint per message."""
+
+    async def test_a_batch_commits_once_and_every_event_has_one_effect(
+        self, plumbing_db, js, token
+    ):
+        commits: list[int] = []
+        sub = subscription(token, batch_transaction=True, batch=50)
+        events = [sample_event(sub.subject, str(i)) for i in range(20)]
+        for e in events:
+            await publish(js, e)
+        # the same event twice in one batch (a producer retry under a new message id)
+        await publish(js, events[3], msg_id=str(uuid.uuid4()))
+        consumer = Consumer(sub, plumbing_db, inbox_table, dead_letter_table, js)
+        outcomes = spy_on_batches(consumer, commits)
+        await run_until(consumer, lambda: inbox_has(plumbing_db, sub.durable, 20))
+        assert sorted(outcomes) == ["duplicate"] + ["handled"] * 20
+        assert len(commits) < 21  # fewer transactions than messages
+        assert all([await effect_count(plumbing_db, e.id) == 1 for e in events])
+
+    async def test_one_bad_message_does_not_undo_the_others(self, plumbing_db, js, token):
+        attempts: dict[str, int] = {}
+
+        async def handler(session, envelope):
+            note = envelope.data.get("note")
+            attempts[note] = attempts.get(note, 0) + 1
+            await record_effect(session, envelope)  # written, then rolled back for the bad ones
+            if note == "poison":
+                raise PoisonMessage("never")
+            if note == "flaky" and attempts[note] < 2:
+                raise ConnectionError("hiccup")
+
+        sub = subscription(token, handler=handler, batch_transaction=True, backoff=(0.1,))
+        good = [sample_event(sub.subject, f"g{i}") for i in range(4)]
+        poison, flaky = sample_event(sub.subject, "poison"), sample_event(sub.subject, "flaky")
+        for e in [good[0], poison, good[1], flaky, good[2]]:
+            await publish(js, e)
+        await js.publish(sub.subject, b"not an event", headers={"Nats-Msg-Id": str(uuid.uuid4())})
+        await publish(js, good[3])
+        consumer = Consumer(sub, plumbing_db, inbox_table, dead_letter_table, js)
+        outcomes = spy_on_batches(consumer, [])
+        await run_until(consumer, lambda: inbox_has(plumbing_db, sub.durable, 5))
+
+        assert all([await effect_count(plumbing_db, e.id) == 1 for e in [*good, flaky]])
+        assert await effect_count(plumbing_db, poison.id) == 0
+        letters = await dead_letters(plumbing_db, sub.durable)
+        assert sorted(d["error"].split(":")[0] for d in letters) == [
+            "PoisonMessage",
+            "bad envelope",
+        ]
+        assert attempts["flaky"] == 2
+        assert outcomes.count("retry") == 1 and outcomes.count("dead") == 2
+
+    async def test_exhausted_deliveries_in_a_batch_end_in_the_dead_letter_table(
+        self, plumbing_db, js, token
+    ):
+        async def handler(session, envelope):
+            if envelope.data.get("note") == "down":
+                raise ConnectionError("still down")
+            await record_effect(session, envelope)
+
+        sub = subscription(
+            token, handler=handler, batch_transaction=True, max_deliver=2, backoff=(0.05,)
+        )
+        ok, down = sample_event(sub.subject, "ok"), sample_event(sub.subject, "down")
+        await publish(js, ok)
+        await publish(js, down)
+        consumer = Consumer(sub, plumbing_db, inbox_table, dead_letter_table, js)
+        await run_until(consumer, lambda: letters_at_least(plumbing_db, sub.durable, 1))
+        letter = (await dead_letters(plumbing_db, sub.durable))[0]
+        assert letter["event_id"] == str(down.id) and "gave up after 2" in letter["error"]
+        assert await effect_count(plumbing_db, ok.id) == 1
+
+    async def test_a_failed_commit_falls_back_to_one_message_at_a_time(
+        self, plumbing_db, js, token, monkeypatch
+    ):
+        sub = subscription(token, batch_transaction=True)
+        events = [sample_event(sub.subject, str(i)) for i in range(3)]
+        for e in events:
+            await publish(js, e)
+        consumer = Consumer(sub, plumbing_db, inbox_table, dead_letter_table, js)
+        psub = await js.pull_subscribe(
+            sub.subject, durable=sub.durable, stream=sub.stream, config=sub.config()
+        )
+        msgs = await psub.fetch(3, timeout=5)
+        assert len(msgs) == 3
+        original = plumbing_db.unit_of_work
+        calls = 0
+
+        def failing_first(*args, **kwargs):
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise OSError("connection lost before the batch began")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(plumbing_db, "unit_of_work", failing_first)
+        assert await consumer.handle_batch(msgs) == ["handled"] * 3
+        assert calls == 4  # the batch's transaction, then one per message
+        assert all([await effect_count(plumbing_db, e.id) == 1 for e in events])
+        await psub.unsubscribe()
+
+    async def test_an_unexpected_batch_error_leaves_the_messages_for_redelivery(
+        self, plumbing_db, js, token, monkeypatch
+    ):
+        sub = subscription(token, batch_transaction=True, ack_wait=1.0)
+        events = [sample_event(sub.subject, str(i)) for i in range(2)]
+        for e in events:
+            await publish(js, e)
+        consumer = Consumer(sub, plumbing_db, inbox_table, dead_letter_table, js)
+        original = consumer.handle_batch
+        calls = 0
+
+        async def broken_once(msgs):
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("bug in the batch path")
+            return await original(msgs)
+
+        monkeypatch.setattr(consumer, "handle_batch", broken_once)
+        await run_until(consumer, lambda: inbox_has(plumbing_db, sub.durable, 2))
+        assert calls >= 2
+        assert all([await effect_count(plumbing_db, e.id) == 1 for e in events])
+
+    async def test_a_slow_batch_keeps_its_messages_with_in_progress(self, plumbing_db, js, token):
+        async def slow(session, envelope):
+            await asyncio.sleep(0.8)
+            await record_effect(session, envelope)
+
+        sub = subscription(token, handler=slow, batch_transaction=True, ack_wait=1.0)
+        events = [sample_event(sub.subject, str(i)) for i in range(2)]
+        for e in events:
+            await publish(js, e)
+        consumer = Consumer(sub, plumbing_db, inbox_table, dead_letter_table, js)
+        outcomes = spy_on_batches(consumer, [])
+        await run_until(consumer, lambda: inbox_has(plumbing_db, sub.durable, 2))
+        await asyncio.sleep(1.2)  # past ack_wait: nothing may come back
+        await run_until(consumer, lambda: consumer_idle(consumer))
+        assert outcomes.count("handled") == 2 and "duplicate" not in outcomes
+
+
+def spy_on_batches(consumer: Consumer, commits: list[int]) -> list[str]:
+    """Record every outcome of ``consumer`` (single or batch path) and each batch's size."""
+    outcomes: list[str] = []
+    single, batch = consumer.handle, consumer.handle_batch
+    in_batch = False
+
+    async def spy_single(msg):
+        outcome = await single(msg)
+        if not in_batch:  # a batch's fallback to single messages is reported by the batch
+            outcomes.append(outcome)
+        return outcome
+
+    async def spy_batch(msgs):
+        nonlocal in_batch
+        commits.append(len(msgs))
+        in_batch = True
+        try:
+            result = await batch(msgs)
+        finally:
+            in_batch = False
+        outcomes.extend(result)
+        return result
+
+    consumer.handle = spy_single  # type: ignore[method-assign]
+    consumer.handle_batch = spy_batch  # type: ignore[method-assign]
+    return outcomes
