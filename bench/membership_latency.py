@@ -4,7 +4,9 @@ Set-up (not timed): a throw-away database with the segment schema, ``--customers
 customers with no orders, and one rule segment "ordered in the last 30 days"
 (``{"orders": {"within_days": 30, "count": {"gte": 1}}}``) that the worker materialises
 (empty) before the clock starts. The real segment worker (``python -m crm_segment.worker``,
-default settings) runs in a subprocess.
+default settings) runs in a subprocess, with its scheduled batch jobs (daily RFM, CLV fit,
+full refresh) switched off unless ``--scheduled-jobs``: with no previous run they are all
+due in the worker's first minute, i.e. inside the measurement.
 
 Measured, in the same run:
 
@@ -15,7 +17,10 @@ Measured, in the same run:
    receipt of that customer's ``crm.segment.membership.changed`` (``entered``) from the segment
    stream. Every order must produce exactly one entry: the run checks the counts.
 
-It prints p50 / p95 / p99 / max for both and the ratio of the p99s.
+It prints p50 / p95 / p99 / max for both, the ratio of the p99s, and the segment latency split
+into stages by the database's own timestamps: publish → the consumer's transaction
+(``order.projected_at``) → the evaluator's batch transaction (``segment_member.entered_at``)
+→ receipt of the event.
 
 Embedded PostgreSQL (fsync on) and NATS unless ``DATABASE_URL`` / ``NATS_URL`` are set (then
 point ``NATS_URL`` at a scratch server: the bench writes to the profile and segment streams).
@@ -33,8 +38,10 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import nats
@@ -48,10 +55,18 @@ from crm_common.broker import ensure_stream, stream_name
 from crm_common.migrations import upgrade
 from crm_common.settings import NatsSettings
 from crm_profile.events import ORDER_PLACED, OrderLineV1, OrderPlacedV1
+from crm_segment.config import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE = {"orders": {"within_days": 30, "count": {"gte": 1}}}
 SCRATCH = "CRM_BENCHHOP"
+#: Worker settings that switch its scheduled batches off: they are all due in the worker's
+#: first minute (no previous run), so they would land inside the measured minute.
+QUIET = {
+    "SEGMENT_RFM_EVERY_HOURS": "0",
+    "SEGMENT_CLV_FIT_EVERY_HOURS": "0",
+    "SEGMENT_FULL_REFRESH_EVERY_HOURS": "0",
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -115,8 +130,9 @@ async def wait_materialised(url: str, segment_id: uuid.UUID, limit: float = 120.
         await conn.close()
 
 
-def start_worker(database_url: str, nats_url: str) -> subprocess.Popen[bytes]:
-    """The segment worker against the bench's servers."""
+def start_worker(database_url: str, nats_url: str, scheduled: bool) -> subprocess.Popen[bytes]:
+    """The segment worker against the bench's servers (scheduled batch jobs off unless
+    ``scheduled``)."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -124,6 +140,7 @@ def start_worker(database_url: str, nats_url: str) -> subprocess.Popen[bytes]:
         "CRM_ENV": "local",
         "CRM_LOG_LEVEL": "WARNING",
         "SEGMENT_WORKER_METRICS_PORT": "0",
+        **({} if scheduled else QUIET),
     }
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "SEGMENT_DATABASE_URL", "SEGMENT_NATS_URL"):
         env.pop(name, None)
@@ -174,33 +191,51 @@ async def hop_baseline(js: JetStreamContext, rate: float, count: int) -> list[fl
     return [received[k] - sent[k] for k in sent]
 
 
+@dataclass
+class Stamps:
+    """Wall-clock times (epoch seconds) per customer: order published, membership event read."""
+
+    sent: dict[str, float] = field(default_factory=dict)
+    received: dict[str, float] = field(default_factory=dict)
+
+    def latencies(self) -> list[float]:
+        """Publish-to-receipt seconds of every order."""
+        return [self.received[k] - self.sent[k] for k in self.sent]
+
+
 async def segment_latency(
-    js: JetStreamContext, rate: float, count: int, customers: int
-) -> list[float]:
-    """Publish-to-membership-event latency through the segment worker."""
-    sent: dict[str, float] = {}
-    received: dict[str, float] = {}
+    js: JetStreamContext, rate: float, count: int, customers: int, segment_id: uuid.UUID
+) -> Stamps:
+    """Publish-to-membership-event latency through the segment worker (entries into the
+    bench's segment; the built-in RFM group and lifecycle segments publish theirs too)."""
+    ours = str(segment_id)
+
+    def entry(body: dict[str, Any]) -> bool:
+        return body.get("change") == "entered" and body.get("segment_id") == ours
+
+    stamps = Stamps()
     entries = 0
+    # durable: an ephemeral consumer may be reaped while the run waits for late duplicates
     sub = await js.pull_subscribe(
         "crm.segment.membership.changed",
-        durable=None,
+        durable="bench_membership",
         stream=stream_name("segment"),
         config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
     )
 
     async def consume() -> None:
         nonlocal entries
-        while len(received) < count:
+        while len(stamps.received) < count:
             try:
                 msgs = await sub.fetch(200, timeout=1)
             except TimeoutError:
                 continue
-            now = time.perf_counter()
+            now = time.time()
             for msg in msgs:
                 body = orjson.loads(msg.data)
-                if body.get("change") == "entered":
+                if entry(body):
                     entries += 1
-                    received.setdefault(body["customer_external_id"], now)
+                    stamps.received.setdefault(body["customer_external_id"], now)
                 await msg.ack()
 
     async def send(i: int) -> None:
@@ -221,7 +256,7 @@ async def segment_latency(
             points_redeemed=0,
         )
         envelope = ORDER_PLACED.envelope(order, subject_id=customer)
-        sent[customer] = time.perf_counter()
+        stamps.sent[customer] = time.time()
         await js.publish(envelope.subject, envelope.body(), headers=envelope.headers())
 
     consumer = asyncio.create_task(consume())
@@ -232,9 +267,39 @@ async def segment_latency(
         more = await sub.fetch(1000, timeout=1)
     except TimeoutError:
         more = []
-    entries += sum(1 for m in more if orjson.loads(m.data).get("change") == "entered")
+    entries += sum(1 for m in more if entry(orjson.loads(m.data)))
     verify(entries == count, f"{entries} entries for {count} orders (must be exactly one each)")
-    return [received[k] - sent[k] for k in sent]
+    return stamps
+
+
+async def stages(url: str, segment_id: uuid.UUID, stamps: Stamps) -> list[str]:
+    """Where the time goes, per order, from the database's own timestamps (same machine, same
+    clock): publish → the consumer's transaction (``order.projected_at``) → the evaluator's
+    batch transaction (``segment_member.entered_at``) → receipt of the event (commit, outbox
+    relay poll, publish, delivery)."""
+    conn = await asyncpg.connect(_plain(url))
+    try:
+        projected = {
+            r["root_external_id"]: r["projected_at"].timestamp()
+            for r in await conn.fetch('SELECT root_external_id, projected_at FROM segment."order"')
+        }
+        entered = {
+            r["customer_external_id"]: r["entered_at"].timestamp()
+            for r in await conn.fetch(
+                "SELECT customer_external_id, entered_at FROM segment.segment_member "
+                "WHERE segment_id = $1",
+                segment_id,
+            )
+        }
+    finally:
+        await conn.close()
+    keys = [k for k in stamps.sent if k in projected and k in entered]
+    parts = {
+        "→ consumer": [projected[k] - stamps.sent[k] for k in keys],
+        "→ evaluator": [entered[k] - projected[k] for k in keys],
+        "→ event": [stamps.received[k] - entered[k] for k in keys],
+    }
+    return [describe(label, values) for label, values in parts.items()]
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -252,17 +317,27 @@ async def run(args: argparse.Namespace) -> None:
             await ensure_stream(js, "profile", nats_settings)
             await ensure_stream(js, "segment", nats_settings)
             segment_id = await setup(url, max(count, args.customers))
-            worker = start_worker(url, where.nats_url)
+            worker = start_worker(url, where.nats_url, args.scheduled_jobs)
             await wait_materialised(url, segment_id)
             print(
                 f"order → membership latency: {args.rate:g} orders/s for {args.seconds:g} s "
                 f"({count:,} orders, one new member each)\n  {where.description}\n"
-                f"  Python {platform.python_version()}, {os.cpu_count()} CPUs"
+                f"  Python {platform.python_version()}, {os.cpu_count()} CPUs; worker: "
+                f"evaluation every {settings.evaluation_interval_seconds:g} s, batches of "
+                f"{settings.evaluation_batch_size}, outbox poll "
+                f"{settings.outbox_poll_interval_seconds:g} s, scheduled batch jobs "
+                f"{'on' if args.scheduled_jobs else 'off'}"
             )
             hop = await hop_baseline(js, args.rate, count)
             print(describe("JetStream", hop))
-            seg = await segment_latency(js, args.rate, count, max(count, args.customers))
+            stamps = await segment_latency(
+                js, args.rate, count, max(count, args.customers), segment_id
+            )
+            seg = stamps.latencies()
             print(describe("segment", seg))
+            print("  stages (database timestamps):")
+            for line in await stages(url, segment_id, stamps):
+                print("  " + line)
             print(
                 f"  ratio of p99s segment / JetStream hop: {percentile(seg, 99) / percentile(hop, 99):.0f}"
             )
@@ -285,6 +360,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument(
         "--no-fsync", action="store_true", help="embedded PostgreSQL without fsync (as the tests)"
+    )
+    parser.add_argument(
+        "--scheduled-jobs",
+        action="store_true",
+        help="leave the worker's scheduled RFM / CLV fit / full refresh on (due in its first "
+        "minute, so they run during the measurement)",
     )
     asyncio.run(run(parser.parse_args()))
 

@@ -126,6 +126,32 @@ class TestQuantileBatch:
         second = await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
         assert (second["rows_written"], second["enqueued"], second["rows_deleted"]) == (0, 0, 0)
 
+    async def test_next_day_updates_changed_rows_in_place(self, session: AsyncSession) -> None:
+        await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
+        before = await rows(session)
+        stamps = {
+            k: (v.computed_at, v.lifecycle, v.lifecycle_changed_at) for k, v in before.items()
+        }
+        later = NOW + timedelta(days=1)
+        result = await service.recompute(
+            session, as_of=AS_OF + timedelta(days=1), window_days=365, now=later
+        )
+        after = await rows(session)
+        assert set(after) == set(before)
+        rewritten = {k for k, v in after.items() if v.computed_at == later}
+        # every customer with an order in the window has one more day of recency; the
+        # prospect p has nothing that changed
+        assert rewritten == set(EXPECTED) and result["rows_written"] == len(EXPECTED)
+        assert after["p"].computed_at == stamps["p"][0]
+        for cid in EXPECTED:
+            if cid not in ("f", "h"):  # f's order left the window, h's next one entered it
+                assert after[cid].recency_days == EXPECTED[cid][0] + 1
+            _, stage, changed_at = stamps[cid]
+            if after[cid].lifecycle == stage:  # the stage's date is kept when it did not move
+                assert after[cid].lifecycle_changed_at == changed_at
+            else:
+                assert after[cid].lifecycle_changed_at == later
+
     async def test_changed_groups_are_enqueued(self, session: AsyncSession) -> None:
         await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
         await session.execute(delete(EvaluationQueue))

@@ -142,6 +142,14 @@ class TestWhoIsScored:
             "browser": expected(0, 3),
         }
 
+    async def test_a_root_with_only_orders_that_do_not_count_scores_zero(
+        self, session: AsyncSession
+    ) -> None:
+        await add_order(session, "cancelled", NOW - DAY, 10_000, status="cancelled")
+        await add_order(session, "later", NOW + DAY, 10_000)
+        assert await score_customers(session, None, NOW) == 2
+        assert await scores(session) == {"cancelled": 0, "later": 0}
+
     async def test_a_batch_touches_only_its_customers(self, session: AsyncSession) -> None:
         await add_order(session, "a", NOW - DAY, 10_000)
         await add_order(session, "b", NOW - DAY, 10_000)
@@ -155,3 +163,38 @@ class TestWhoIsScored:
         await add_order(session, "a", NOW - DAY, 90_000)
         await score_customers(session, ["a"], NOW)
         assert await scores(session) == {"a": expected(100_000)}
+
+
+class TestOnlyChangesAreWritten:
+    async def computed_at(self, session: AsyncSession) -> dict[str, datetime]:
+        rows = await session.execute(
+            select(CustomerScore.customer_external_id, CustomerScore.computed_at)
+        )
+        return dict(rows.tuples().all())
+
+    async def test_an_unchanged_score_is_not_rewritten(self, session: AsyncSession) -> None:
+        await add_order(session, "a", NOW - DAY, 10_000)
+        await add_order(session, "b", NOW - DAY, 20_000)
+        assert await score_customers(session, None, NOW) == 2
+        before = await self.computed_at(session)
+        later = NOW + DAY
+        assert await score_customers(session, None, later) == 0
+        assert await score_customers(session, ["a", "b"], later) == 0
+        assert await self.computed_at(session) == before
+
+    async def test_only_the_changed_score_is_written(self, session: AsyncSession) -> None:
+        await add_order(session, "a", NOW - DAY, 10_000)
+        await add_order(session, "b", NOW - DAY, 20_000)
+        await score_customers(session, None, NOW)
+        await add_order(session, "b", NOW - DAY, 80_000)
+        later = NOW + DAY
+        assert await score_customers(session, None, later) == 1
+        assert await scores(session) == {"a": expected(10_000), "b": expected(100_000)}
+        stamps = await self.computed_at(session)
+        assert stamps["b"] == later and stamps["a"] == NOW
+
+    async def test_a_row_without_a_value_score_gets_one(self, session: AsyncSession) -> None:
+        await add_order(session, "a", NOW - DAY, 10_000)
+        await session.execute(insert(CustomerScore).values(customer_external_id="a"))
+        assert await score_customers(session, None, NOW) == 1
+        assert await scores(session) == {"a": expected(10_000)}

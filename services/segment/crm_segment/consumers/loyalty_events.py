@@ -57,10 +57,14 @@ async def on_membership_changed(session: AsyncSession, envelope: Envelope) -> No
 
 
 TIERS = Subscription(
-    subject="crm.loyalty.tier.changed", durable="segment-loyalty-tiers", handler=on_tier_changed
+    subject="crm.loyalty.tier.changed",
+    durable="segment-loyalty-tiers",
+    handler=on_tier_changed,
+    batch_transaction=True,
 )
 MEMBERSHIPS = Subscription(
     subject="crm.loyalty.membership.changed",
     durable="segment-loyalty-memberships",
     handler=on_membership_changed,
+    batch_transaction=True,
 )

@@ -39,4 +39,5 @@ SUBSCRIPTION = Subscription(
     subject="crm.profile.consent.changed",
     durable="segment-profile-consents",
     handler=on_consent_changed,
+    batch_transaction=True,
 )

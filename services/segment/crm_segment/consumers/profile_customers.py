@@ -111,5 +111,8 @@ async def on_profile_customer(session: AsyncSession, envelope: Envelope) -> None
 
 
 SUBSCRIPTION = Subscription(
-    subject=SUBJECT, durable="segment-profile-customers", handler=on_profile_customer
+    subject=SUBJECT,
+    durable="segment-profile-customers",
+    handler=on_profile_customer,
+    batch_transaction=True,
 )

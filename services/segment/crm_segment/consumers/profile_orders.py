@@ -116,5 +116,8 @@ async def on_profile_order(session: AsyncSession, envelope: Envelope) -> None:
 
 
 SUBSCRIPTION = Subscription(
-    subject=SUBJECT, durable="segment-profile-orders", handler=on_profile_order
+    subject=SUBJECT,
+    durable="segment-profile-orders",
+    handler=on_profile_order,
+    batch_transaction=True,
 )

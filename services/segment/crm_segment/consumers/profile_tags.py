@@ -31,5 +31,8 @@ async def on_tag_changed(session: AsyncSession, envelope: Envelope) -> None:
 
 
 SUBSCRIPTION = Subscription(
-    subject="crm.profile.tag.changed", durable="segment-profile-tags", handler=on_tag_changed
+    subject="crm.profile.tag.changed",
+    durable="segment-profile-tags",
+    handler=on_tag_changed,
+    batch_transaction=True,
 )

@@ -34,4 +34,5 @@ SUBSCRIPTION = Subscription(
     subject="crm.recommend.item.changed",
     durable="segment-recommend-items",
     handler=on_item_changed,
+    batch_transaction=True,
 )

@@ -19,6 +19,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    or_,
     select,
     true,
     union,
@@ -27,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import CTE
 
 from crm_segment.clv.repository import active_root, qualifying_order
 from crm_segment.models import Customer, CustomerScore, InteractionDaily, Order
@@ -57,11 +59,12 @@ def _saturating(value: ColumnElement[float], ref: int) -> ColumnElement[float]:
     return func.least(1.0, scaled)
 
 
-def _universe(external_ids: Sequence[str] | None) -> Select[tuple[str]]:
+def _universe(external_ids: Sequence[str] | None, buyers: CTE) -> Select[tuple[str]]:
     """The root customers to score: the batch, or every active customer and every root with
-    an order or an interaction."""
+    an order (``buyers``: one row per root with any order) or an interaction."""
     if external_ids is not None:
-        ids = bindparam("ids", value=list(external_ids), type_=ARRAY(Text))
+        # distinct: ``ON CONFLICT`` may not meet the same row twice in one statement
+        ids = bindparam("ids", value=sorted(set(external_ids)), type_=ARRAY(Text))
         return select(func.unnest(ids).label("id"))
     return select(
         union(
@@ -69,7 +72,7 @@ def _universe(external_ids: Sequence[str] | None) -> Select[tuple[str]]:
                 Customer.status == "active",
                 Customer.root_external_id == Customer.customer_external_id,
             ),
-            select(Order.root_external_id),
+            select(buyers.c.id),
             select(InteractionDaily.root_external_id),
         ).subquery("everyone")
     )
@@ -87,18 +90,23 @@ def _in_batch(
 async def write_scores(
     session: AsyncSession, external_ids: Sequence[str] | None, now: datetime, scale: Scale
 ) -> int:
-    """Compute and upsert ``value_score`` of the customers; the number of rows written."""
-    ids = _universe(external_ids).subquery("ids")
-    (id_column,) = ids.c
+    """Compute and upsert ``value_score`` of the customers; the number of rows written (a
+    customer whose score did not change is not written)."""
+    # every root with an order (the universe) and its net revenue of qualifying orders, in
+    # one pass over the orders
     revenue = (
         select(
             Order.root_external_id.label("id"),
-            func.sum(Order.total_minor - Order.refunded_minor).label("net"),
+            func.sum(Order.total_minor - Order.refunded_minor)
+            .filter(qualifying_order(now))
+            .label("net"),
         )
-        .where(qualifying_order(now), _in_batch(Order.root_external_id, external_ids))
+        .where(_in_batch(Order.root_external_id, external_ids))
         .group_by(Order.root_external_id)
-        .subquery("revenue")
+        .cte("revenue")
     )
+    ids = _universe(external_ids, revenue).subquery("ids")
+    (id_column,) = ids.c
     as_of = now.date()
     since = as_of - timedelta(days=scale.engagement_days)
     engagement = func.sum(InteractionDaily.count).filter(
@@ -134,18 +142,23 @@ async def write_scores(
             * _saturating(cast(func.coalesce(behaviour.c.social, 0), Double), scale.ref_social)
         )
     )
+    value_score = cast(score, SmallInteger)
+    # rows whose score is unchanged are not written (the daily batch leaves most alone): not
+    # proposed by the SELECT, and the conflict's WHERE re-checks against the locked row
     source = (
-        select(
-            id_column,
-            cast(score, SmallInteger),
-            literal(now, DateTime(timezone=True)),
-        )
+        select(id_column, value_score, literal(now, DateTime(timezone=True)))
         .select_from(ids)
         .outerjoin(revenue, revenue.c.id == id_column)
         .outerjoin(behaviour, behaviour.c.id == id_column)
         .outerjoin(CustomerScore, CustomerScore.customer_external_id == id_column)
-        .where(id_column.is_not(None), active_root(id_column))
-        .distinct()
+        .where(
+            id_column.is_not(None),
+            active_root(id_column),
+            or_(
+                CustomerScore.customer_external_id.is_(None),
+                CustomerScore.value_score.is_distinct_from(value_score),
+            ),
+        )
     )
     table: Table = CustomerScore.__table__  # type: ignore[assignment]
     stmt = pg_insert(table).from_select(
@@ -154,6 +167,7 @@ async def write_scores(
     stmt = stmt.on_conflict_do_update(
         index_elements=["customer_external_id"],
         set_={"value_score": stmt.excluded.value_score, "computed_at": stmt.excluded.computed_at},
+        where=table.c.value_score.is_distinct_from(stmt.excluded.value_score),
     )
     result = await session.execute(stmt)
     return int(result.rowcount)  # type: ignore[attr-defined]

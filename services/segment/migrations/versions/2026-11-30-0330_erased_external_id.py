@@ -2,7 +2,7 @@
 
 Revision ID: segment_erasure_1
 Revises: segment_0004
-Create Date: 2026-12-01 12:00:00
+Create Date: 2026-11-30 03:30:00
 """
 
 from collections.abc import Sequence
