@@ -2,7 +2,7 @@
 
 Runs every minute; a job kind is queued when none is queued or running and the last
 successful one finished longer ago than its interval (so a restarted worker neither skips a
-day nor runs the batch twice). Several worker replicas check under one transaction-scoped
+day nor runs the batch twice; a failed run is not retried before its interval either). Several worker replicas check under one transaction-scoped
 advisory lock, so two of them cannot both queue the same batch.
 """
 
@@ -38,6 +38,7 @@ async def schedule_due_jobs(database: Database) -> None:
         for kind, every in intervals().items():
             if not every or await repo.pending(kind):
                 continue
-            last = await repo.last_finished(kind)
+            # a failed run (e.g. too little data for a fit) waits its interval too
+            last = await repo.last_finished(kind, failed_too=True)
             if last is None or last.finished_at is None or now - last.finished_at >= every:
                 await service.submit(session, kind, {})

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import Database
@@ -217,3 +217,58 @@ async def test_two_workers_checking_at_once_queue_one_batch(
         new = [j for j in (await session.execute(select(Job))).scalars() if j.id not in before]
     committed_jobs.extend(j.id for j in new)
     assert [(j.kind, j.status) for j in new] == [("rfm", "queued")]
+
+
+async def test_a_failed_run_waits_its_interval_before_the_next_try(
+    database: Database, committed_jobs: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduling, "intervals", lambda: {"clv_fit": timedelta(hours=24)})
+    async with database.unit_of_work() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.kind == "clv_fit", Job.status.in_(("queued", "running")))
+            .values(status="failed")
+        )
+        failed = Job(
+            id=uuid.uuid4(),
+            kind="clv_fit",
+            status="failed",
+            error="FitFailed: too few customers",
+            finished_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+        session.add(failed)
+    committed_jobs.append(failed.id)
+    async with database.unit_of_work() as session:
+        before = set((await session.execute(select(Job.id))).scalars())
+
+    await scheduling.schedule_due_jobs(database)
+
+    async with database.unit_of_work() as session:
+        assert set((await session.execute(select(Job.id))).scalars()) == before
+
+
+async def test_evaluation_batches_wait_while_a_job_rewrites_the_scores(
+    database: Database,
+) -> None:
+    from crm_segment.evaluation.worker import process_batch
+    from crm_segment.models import CustomerScore, EvaluationQueue
+
+    async with database.unit_of_work() as session:
+        session.add(
+            EvaluationQueue(
+                customer_external_id=f"lock-{uuid.uuid4().hex[:8]}",
+                due_at=datetime.now(UTC) - timedelta(seconds=1),
+            )
+        )
+    try:
+        async with database.engine.connect() as job_conn:
+            async with job_conn.begin():
+                await job_conn.execute(select(func.pg_advisory_xact_lock(service.SCORES_LOCK)))
+                assert await process_batch(database, 500) == 0  # the job holds the lock
+            assert await process_batch(database, 500) >= 1  # committed: batches go on
+    finally:
+        async with database.unit_of_work() as session:
+            for table in (EvaluationQueue, CustomerScore):
+                await session.execute(
+                    delete(table).where(table.customer_external_id.like("lock-%"))
+                )

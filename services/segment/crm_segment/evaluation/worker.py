@@ -34,6 +34,7 @@ from crm_segment.evaluation.service import (
     evaluate_segment_full,
 )
 from crm_segment.jobs.repository import JobRepository
+from crm_segment.jobs.service import SCORES_LOCK
 from crm_segment.models import EvaluationQueue, Job
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,22 @@ async def materialise_stale(database: Database) -> int:
     return done
 
 
+async def scores_unlocked(session: AsyncSession) -> bool:
+    """Share the scores lock for this transaction, unless a batch job holds it.
+
+    Batch jobs (RFM, model fit, clusters) rewrite most ``customer_score`` rows in one
+    transaction; an evaluation batch updating some of the same rows in another order would
+    deadlock with them. Jobs hold the lock exclusively, batches share it.
+    """
+    stmt = select(func.pg_try_advisory_xact_lock_shared(SCORES_LOCK))
+    return bool((await session.execute(stmt)).scalar())
+
+
 async def process_batch(database: Database, limit: int) -> int:
     """Claim, evaluate and remove up to ``limit`` due customers; returns how many."""
     async with database.unit_of_work() as session:
+        if not await scores_unlocked(session):
+            return 0  # a batch job is rewriting every score; come back when it has committed
         now = await _db_now(session)
         claim = (
             select(EvaluationQueue.customer_external_id)

@@ -64,11 +64,12 @@ class JobRepository(RepositoryBase[Job]):
             )
         )
 
-    async def last_finished(self, kind: str) -> Job | None:
-        """The most recent successful job of ``kind``."""
+    async def last_finished(self, kind: str, *, failed_too: bool = False) -> Job | None:
+        """The most recent successful job of ``kind`` (or finished one, with ``failed_too``)."""
+        statuses = ("succeeded", "failed") if failed_too else ("succeeded",)
         stmt = (
             select(Job)
-            .where(Job.kind == kind, Job.status == "succeeded")
+            .where(Job.kind == kind, Job.status.in_(statuses), Job.finished_at.is_not(None))
             .order_by(Job.finished_at.desc())
             .limit(1)
         )

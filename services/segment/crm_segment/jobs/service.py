@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import Database
@@ -22,6 +22,10 @@ from crm_segment.jobs.repository import JobRepository
 from crm_segment.models import Job
 
 log = logging.getLogger(__name__)
+
+#: Advisory lock over ``customer_score``: batch jobs take it exclusively, evaluation batches
+#: shared (see ``crm_segment.evaluation.worker.scores_unlocked``).
+SCORES_LOCK = 0x5E6_0003
 
 #: A job still ``running`` this long after it started is assumed lost with its worker.
 STALE_AFTER = timedelta(hours=2)
@@ -43,7 +47,9 @@ async def get(session: AsyncSession, job_id: uuid.UUID) -> Job:
 
 
 async def run_job(session: AsyncSession, job: Job) -> dict[str, Any]:
-    """Run ``job``'s handler inside ``session`` (the caller commits)."""
+    """Run ``job``'s handler inside ``session`` (the caller commits), holding the scores lock
+    exclusively: evaluation batches wait until the job's rewrite of the scores commits."""
+    await session.execute(select(func.pg_advisory_xact_lock(SCORES_LOCK)))
     return await registry.handler(job.kind)(session, dict(job.params))
 
 
