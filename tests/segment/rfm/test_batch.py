@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_segment.config import settings
 from crm_segment.models import CustomerScore, EvaluationQueue, RfmBoundaries
 from crm_segment.rfm import service
+from crm_segment.rfm.repository import current_recency
 from tests.segment.rfm.fixtures import AS_OF, NOW
 
 # customer: (recency_days, frequency, monetary_minor, r, f, m, group)
@@ -126,26 +127,43 @@ class TestQuantileBatch:
         second = await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
         assert (second["rows_written"], second["enqueued"], second["rows_deleted"]) == (0, 0, 0)
 
-    async def test_next_day_updates_changed_rows_in_place(self, session: AsyncSession) -> None:
+    async def test_next_day_rewrites_only_rows_whose_scores_moved(
+        self, session: AsyncSession
+    ) -> None:
         await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
         before = await rows(session)
         stamps = {
             k: (v.computed_at, v.lifecycle, v.lifecycle_changed_at) for k, v in before.items()
         }
+        old_rfm = {k: rfm(v) for k, v in before.items()}
         later = NOW + timedelta(days=1)
-        result = await service.recompute(
-            session, as_of=AS_OF + timedelta(days=1), window_days=365, now=later
-        )
+        next_day = AS_OF + timedelta(days=1)
+        result = await service.recompute(session, as_of=next_day, window_days=365, now=later)
         after = await rows(session)
         assert set(after) == set(before)
         rewritten = {k for k, v in after.items() if v.computed_at == later}
-        # every customer with an order in the window has one more day of recency; the
-        # prospect p has nothing that changed
-        assert rewritten == set(EXPECTED) and result["rows_written"] == len(EXPECTED)
+        # one more day of recency for everybody is not a reason to rewrite a row: only rows
+        # whose frequency, money, scores, group or stage moved are written
+        moved = {
+            k
+            for k in EXPECTED
+            if rfm(after[k])[1:] != old_rfm[k][1:] or after[k].lifecycle != stamps[k][1]
+        }
+        assert rewritten == moved and result["rows_written"] == len(moved)
+        assert {"f"} <= moved  # f's only order left the window
+        assert len(moved) < len(EXPECTED)
         assert after["p"].computed_at == stamps["p"][0]
+        # the recency read back is as of the new day for every row, rewritten or not
+        current = dict(
+            (
+                await session.execute(
+                    select(CustomerScore.customer_external_id, current_recency(next_day))
+                )
+            ).all()
+        )
         for cid in EXPECTED:
             if cid not in ("f", "h"):  # f's order left the window, h's next one entered it
-                assert after[cid].recency_days == EXPECTED[cid][0] + 1
+                assert current[cid] == EXPECTED[cid][0] + 1, cid
             _, stage, changed_at = stamps[cid]
             if after[cid].lifecycle == stage:  # the stage's date is kept when it did not move
                 assert after[cid].lifecycle_changed_at == changed_at

@@ -205,6 +205,30 @@ class TestScores:
         assert await matching(session, cond("last_order_at", "exists", True)) == ["c-1"]
         assert await matching(session, {"not": cond("value_score", "exists", True)}) == ["c-3"]
 
+    async def test_recency_is_as_of_the_latest_batch(self, session):
+        # a row the batch did not rewrite (only its recency moved) reads 5 days older
+        from datetime import date
+
+        from crm_segment.models import RfmBoundaries
+
+        await customer(session, "c-1")
+        await customer(session, "c-2")
+        await score(session, "c-1", recency_days=10, rfm_as_of=date(2026, 11, 20))
+        await score(session, "c-2", recency_days=12, rfm_as_of=date(2026, 11, 25))
+        session.add(
+            RfmBoundaries(
+                id=1,
+                as_of=date(2026, 11, 25),
+                window_days=365,
+                method="quantile",
+                boundaries={},
+                customers=2,
+            )
+        )
+        await session.flush()
+        assert await matching(session, cond("rfm.recency_days", "eq", 15)) == ["c-1"]
+        assert await matching(session, cond("rfm.recency_days", "gte", 12)) == ["c-1", "c-2"]
+
 
 class TestDiscountShareAndLoyalty:
     async def test_discount_share(self, session):

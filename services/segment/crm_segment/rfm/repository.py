@@ -69,6 +69,11 @@ WRITTEN = (
     "rfm_group",
     "lifecycle",
 )
+#: Columns that move every day for everybody (recency grows by one a day): a row is not
+#: rewritten for them alone. While F and M stay put the last order in the window stays put,
+#: so the current recency is the stored one plus the days since ``rfm_as_of``
+#: (:func:`current_recency`); any other change rewrites the row with fresh values.
+DAILY = ("rfm_as_of", "recency_days")
 _METRIC_COLUMN = {"recency": "recency_days", "frequency": "frequency", "monetary": "monetary_minor"}
 _SCORE_COLUMN = {"recency": "r", "frequency": "f", "monetary": "m"}
 
@@ -257,8 +262,9 @@ async def write_scores(
         (old["lifecycle"].is_distinct_from(scored.c.lifecycle), literal(now)),
         else_=old["lifecycle_changed_at"],
     )
-    changed = tuple_(*(scored.c[c] for c in WRITTEN)).is_distinct_from(
-        tuple_(*(old[c] for c in WRITTEN))
+    compared = [c for c in WRITTEN if c not in DAILY]
+    changed = tuple_(*(scored.c[c] for c in compared)).is_distinct_from(
+        tuple_(*(old[c] for c in compared))
     )
     # new rows: an upsert (the evaluator may insert the same customer meanwhile)
     rows = select(scored.c.cid, *(scored.c[c] for c in WRITTEN), changed_at, literal(now)).where(
@@ -383,14 +389,24 @@ async def load_boundaries(session: AsyncSession) -> RfmBoundaries | None:
     return await session.get(RfmBoundaries, 1, populate_existing=True)
 
 
+def current_recency(as_of: Any) -> ColumnElement[Any]:
+    """A score row's recency as of ``as_of`` (a date expression): the stored value plus the
+    days since it was computed (never less than stored)."""
+    as_of = as_of if isinstance(as_of, ColumnElement) else literal(as_of, Date)
+    elapsed = func.greatest(func.coalesce(as_of - SCORE.c.rfm_as_of, 0), 0)
+    return SCORE.c.recency_days + elapsed
+
+
 async def group_rows(session: AsyncSession) -> Sequence[Any]:
-    """Per RFM group: customers, revenue and average metrics and scores."""
+    """Per RFM group: customers, revenue and average metrics and scores (recency as of the
+    latest computation)."""
+    latest = select(func.max(SCORE.c.rfm_as_of)).scalar_subquery()
     stmt = (
         select(
             SCORE.c.rfm_group.label("group"),
             func.count().label("customers"),
             cast(func.sum(SCORE.c.monetary_minor), BigInteger).label("revenue_minor"),
-            cast(func.avg(SCORE.c.recency_days), Double).label("avg_recency_days"),
+            cast(func.avg(current_recency(latest)), Double).label("avg_recency_days"),
             cast(func.avg(SCORE.c.frequency), Double).label("avg_frequency"),
             cast(func.avg(SCORE.c.monetary_minor), Double).label("avg_monetary_minor"),
             cast(func.avg(SCORE.c.r), Double).label("avg_r"),

@@ -36,6 +36,7 @@ from crm_segment.models import (
     CustomerLoyalty,
     CustomerScore,
     Order,
+    RfmBoundaries,
 )
 
 STRING = "string"
@@ -230,6 +231,20 @@ def _number(minimum: float | None = None, maximum: float | None = None) -> Value
 _STRING = ValueType(STRING)
 _DATETIME = ValueType(DATETIME)
 S = CustomerScore
+
+#: Recency as of the latest RFM batch: score rows are not rewritten when only their recency
+#: moved, so the stored value is brought forward by the days since it was computed.
+_live_recency = _score(
+    S.recency_days
+    + func.greatest(
+        func.coalesce(
+            select(RfmBoundaries.as_of).where(RfmBoundaries.id == 1).scalar_subquery()
+            - S.rfm_as_of,
+            0,
+        ),
+        0,
+    )
+)
 L = CustomerLoyalty
 
 CATALOGUE: Mapping[str, Field] = {
@@ -246,7 +261,10 @@ CATALOGUE: Mapping[str, Field] = {
         Field("birthday_month", _int(1, 12), "month of birth", _customer(Customer.birthday_month)),
         Field("tags", ValueType(TAGS), "manual and rule tags", lambda: Source(false(), _coalesced)),
         Field(
-            "rfm.recency_days", _int(0, MAX_INT4), "days since last order", _score(S.recency_days)
+            "rfm.recency_days",
+            _int(0, MAX_INT4),
+            "days since last order",
+            _live_recency,
         ),
         Field(
             "rfm.frequency",

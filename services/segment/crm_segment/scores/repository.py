@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_segment.models import Cluster, Customer, CustomerScore
+from crm_segment.models import Cluster, Customer, CustomerScore, RfmBoundaries
 
 
 async def customer(session: AsyncSession, external_id: str) -> Customer | None:
@@ -22,3 +24,10 @@ async def score(session: AsyncSession, external_id: str) -> CustomerScore | None
 async def cluster(session: AsyncSession, cluster_id: uuid.UUID) -> Cluster | None:
     """A cluster by id."""
     return await session.get(Cluster, cluster_id)
+
+
+async def latest_as_of(session: AsyncSession) -> date | None:
+    """The reference date of the last RFM batch, if one ran."""
+    return (
+        await session.execute(select(RfmBoundaries.as_of).where(RfmBoundaries.id == 1))
+    ).scalar()

@@ -72,10 +72,12 @@ async def scores_of(session: AsyncSession, external_id: str) -> CustomerScores:
         )
     cluster = await repository.cluster(session, score.cluster_id) if score.cluster_id else None
     rfm = None
-    if score.rfm_score is not None:
+    if score.rfm_score is not None and score.rfm_as_of is not None:
+        # a row is not rewritten when only its recency moved: bring it to the latest batch
+        as_of = max(score.rfm_as_of, await repository.latest_as_of(session) or score.rfm_as_of)
         rfm = RfmRead(
-            as_of=score.rfm_as_of,
-            recency_days=score.recency_days,
+            as_of=as_of,
+            recency_days=(score.recency_days or 0) + (as_of - score.rfm_as_of).days,
             frequency=score.frequency,
             monetary_minor=score.monetary_minor,
             r=score.r,
