@@ -208,8 +208,10 @@ async def batch(database: Database, run: Run, as_of: date, window_days: int, now
     try:
         start = time.perf_counter()
         async with database.unit_of_work() as session:
+            # as the daily schedule queues it: full=False (the first run is full anyway,
+            # since no batch ran before it)
             run.result = await service.recompute(
-                session, as_of=as_of, window_days=window_days, now=now
+                session, as_of=as_of, window_days=window_days, now=now, full=False
             )
         run.job = time.perf_counter() - start
     finally:

@@ -21,6 +21,11 @@ from crm_segment.jobs.repository import JobRepository
 SCHEDULE_LOCK = 0x5E6_0002
 
 
+#: Parameters of the scheduled runs: the daily RFM run reads only the window's orders (the
+#: lifetime figures are kept current per order by the re-evaluation queue).
+SCHEDULED_PARAMS: dict[str, dict[str, object]] = {"rfm": {"full": False}}
+
+
 def intervals() -> dict[str, timedelta]:
     """Job kind -> how often it runs (0 turns the schedule of that kind off)."""
     return {
@@ -41,4 +46,4 @@ async def schedule_due_jobs(database: Database) -> None:
             # a failed run (e.g. too little data for a fit) waits its interval too
             last = await repo.last_finished(kind, failed_too=True)
             if last is None or last.finished_at is None or now - last.finished_at >= every:
-                await service.submit(session, kind, {})
+                await service.submit(session, kind, SCHEDULED_PARAMS.get(kind, {}))

@@ -144,7 +144,7 @@ async def test_schedule_queues_each_kind_once_until_it_is_due_again(
             if j.id not in before and j.id != old.id
         ]
     committed_jobs.extend(j.id for j in new)
-    assert [(j.kind, j.status) for j in new] == [("rfm", "queued")]
+    assert [(j.kind, j.status, j.params) for j in new] == [("rfm", "queued", {"full": False})]
 
 
 async def test_schedule_leaves_a_recent_run_alone(

@@ -170,6 +170,34 @@ class TestQuantileBatch:
             else:
                 assert after[cid].lifecycle_changed_at == later
 
+    async def test_the_daily_run_matches_a_full_run(self, session: AsyncSession) -> None:
+        # the daily run reads only the window's orders and keeps the stored lifetime figures
+        await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
+        later, next_day = NOW + timedelta(days=1), AS_OF + timedelta(days=1)
+        daily = await service.recompute(
+            session, as_of=next_day, window_days=365, now=later, full=False
+        )
+        assert daily["full"] is False
+        lifetime = ("first_order_at", "last_order_at", "orders_count", "revenue_minor")
+
+        def snapshot(got: dict[str, CustomerScore]) -> dict[str, tuple[Any, ...]]:
+            return {
+                k: (*rfm(v)[1:], v.lifecycle, *(getattr(v, c) for c in lifetime))
+                for k, v in got.items()
+            }
+
+        after_daily = snapshot(await rows(session))
+        full = await service.recompute(session, as_of=next_day, window_days=365, now=later)
+        assert full["full"] is True and full["rows_written"] == 0
+        assert snapshot(await rows(session)) == after_daily
+
+    async def test_the_first_run_is_full_even_when_asked_for_a_daily_one(
+        self, session: AsyncSession
+    ) -> None:
+        result = await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW, full=False)
+        assert result["full"] is True
+        assert {k: rfm(v) for k, v in (await rows(session)).items() if k in EXPECTED} == EXPECTED
+
     async def test_changed_groups_are_enqueued(self, session: AsyncSession) -> None:
         await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
         await session.execute(delete(EvaluationQueue))

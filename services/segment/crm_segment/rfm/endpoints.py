@@ -29,7 +29,7 @@ Writer = Annotated[ApiKeyPrincipal, Depends(require_scopes("segment:write"))]
 async def recompute(body: RecomputeRequest, session: SessionDep, _: Writer) -> JobRead:
     """Queue the RFM batch (every customer; lifecycle, CLV and value scores too); poll
     ``GET /v1/jobs/{id}`` for its result."""
-    job = await jobs.submit(session, "rfm", body.model_dump(mode="json", exclude_none=True))
+    job = await jobs.submit(session, "rfm", body.model_dump(mode="json", exclude_defaults=True))
     return JobRead.model_validate(job)
 
 

@@ -15,5 +15,9 @@ async def run_rfm(session: AsyncSession, params: dict[str, Any]) -> dict[str, An
     """Recompute RFM, lifecycle, CLV predictions and value scores of every customer."""
     request = RecomputeRequest.model_validate(params)
     return await service.recompute(
-        session, as_of=request.as_of, window_days=request.window_days, now=datetime.now(UTC)
+        session,
+        as_of=request.as_of,
+        window_days=request.window_days,
+        now=datetime.now(UTC),
+        full=request.full,
     )

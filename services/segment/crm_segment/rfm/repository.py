@@ -112,8 +112,9 @@ def _ids_param(ids: Sequence[str]) -> ColumnElement[list[str]]:
     return literal(list(ids), ARRAY(Text))
 
 
-def _aggregates(window: Window, ids: Sequence[str] | None) -> CTE:
-    """Per root customer: lifetime aggregates and window metrics of qualifying orders."""
+def _aggregates(window: Window, ids: Sequence[str] | None, lifetime: bool = True) -> CTE:
+    """Per root customer: lifetime aggregates and window metrics of qualifying orders (only
+    the window's orders, and so no true lifetime figures, when ``lifetime`` is false)."""
     net = ORD.c.total_minor - ORD.c.refunded_minor
     in_window = and_(ORD.c.placed_at >= window.start, ORD.c.placed_at < window.end)
     stmt = (
@@ -132,17 +133,19 @@ def _aggregates(window: Window, ids: Sequence[str] | None) -> CTE:
     )
     if ids is not None:
         stmt = stmt.where(ORD.c.root_external_id == any_(_ids_param(ids)))
+    if not lifetime:
+        stmt = stmt.where(in_window)
     return stmt.cte("agg")
 
 
-def _base(window: Window, ids: Sequence[str] | None) -> Select[Any]:
+def _base(window: Window, ids: Sequence[str] | None, lifetime: bool = True) -> Select[Any]:
     """The customers to score with their metrics and their current score row (``old_cid``
     and ``old_<column>``).
 
     Scored: every active customer, every root with a qualifying order and every root that has
     a score row, except customers whose ``customer`` row is not active (merged duplicates).
     """
-    agg = _aggregates(window, ids)
+    agg = _aggregates(window, ids, lifetime)
     old = SCORE.alias("old")
     cid: ColumnElement[str]
     if ids is None:
@@ -170,10 +173,7 @@ def _base(window: Window, ids: Sequence[str] | None) -> Select[Any]:
     return (
         select(
             cid.label("cid"),
-            agg.c.first_order_at,
-            agg.c.last_order_at,
-            func.coalesce(agg.c.orders_count, 0).label("orders_count"),
-            func.coalesce(agg.c.revenue_minor, 0).label("revenue_minor"),
+            *_lifetime_columns(agg, old, lifetime),
             cast(literal(window.as_of, Date) - last_day, Integer).label("recency_days"),
             func.nullif(agg.c.window_orders, 0).label("frequency"),
             agg.c.window_net.label("monetary_minor"),
@@ -183,6 +183,31 @@ def _base(window: Window, ids: Sequence[str] | None) -> Select[Any]:
         .select_from(source)
         .where(func.coalesce(CUST.c.status, "active") == "active", known)
     )
+
+
+def _lifetime_columns(agg: CTE, old: Any, lifetime: bool) -> list[ColumnElement[Any]]:
+    """First and last order, count and revenue: aggregated from every order, or (daily run)
+    the stored row's, widened by what the window's orders show (a lifetime figure is never
+    less than the window's, and least/greatest skip NULLs), so a row the re-evaluation queue
+    has not refreshed yet still counts the orders in the window."""
+    first: ColumnElement[Any]
+    last: ColumnElement[Any]
+    count: ColumnElement[Any]
+    revenue: ColumnElement[Any]
+    if lifetime:
+        first, last = agg.c.first_order_at, agg.c.last_order_at
+        count, revenue = agg.c.orders_count, agg.c.revenue_minor
+    else:
+        first = func.least(old.c.first_order_at, agg.c.first_order_at)
+        last = func.greatest(old.c.last_order_at, agg.c.last_order_at)
+        count = func.greatest(old.c.orders_count, agg.c.orders_count)
+        revenue = func.greatest(old.c.revenue_minor, agg.c.revenue_minor)
+    return [
+        first.label("first_order_at"),
+        last.label("last_order_at"),
+        func.coalesce(count, 0).label("orders_count"),
+        func.coalesce(revenue, 0).label("revenue_minor"),
+    ]
 
 
 def _quantile(value: ColumnElement[Any], metric: str, has: ColumnElement[bool]) -> Any:
@@ -198,9 +223,10 @@ def _scored(
     ids: Sequence[str] | None,
     now: datetime,
     rules: LifecycleRules,
+    lifetime: bool = True,
 ) -> CTE:
     """Metrics, scores (quantile when ``cuts`` is None), group and lifecycle stage."""
-    base = _base(window, ids).subquery("base")
+    base = _base(window, ids, lifetime).subquery("base")
     has = base.c.frequency.is_not(None)
     scores = {
         _SCORE_COLUMN[m]: (
@@ -254,9 +280,11 @@ async def write_scores(
     cuts: Cuts | None = None,
     ids: Sequence[str] | None = None,
     enqueue: bool = False,
+    lifetime: bool = True,
 ) -> WriteResult:
-    """Score ``ids`` (None: every customer) and write what changed, in one statement."""
-    scored = _scored(window, cuts, ids, now, rules)
+    """Score ``ids`` (None: every customer) and write what changed, in one statement
+    (``lifetime=False``: the daily run, see :func:`_lifetime_columns`)."""
+    scored = _scored(window, cuts, ids, now, rules, lifetime)
     old = {c: scored.c[f"old_{c}"] for c in (*WRITTEN, "lifecycle_changed_at")}
     changed_at = case(
         (old["lifecycle"].is_distinct_from(scored.c.lifecycle), literal(now)),

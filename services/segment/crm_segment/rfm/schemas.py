@@ -26,6 +26,15 @@ class RecomputeRequest(BaseModel):
     window_days: int | None = Field(
         default=None, ge=1, le=3650, description="Days in the window ending at as_of"
     )
+    full: bool = Field(
+        default=True,
+        description=(
+            "Aggregate every order for the lifetime figures (first and last order, count, "
+            "revenue). The scheduled daily run sends false: it reads only the window's orders "
+            "and takes the lifetime figures from the stored scores, which every order change "
+            "already refreshes"
+        ),
+    )
 
 
 class GroupSummary(BaseModel):

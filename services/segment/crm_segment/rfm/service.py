@@ -34,10 +34,20 @@ def _quantile_cuts(stats: dict[str, dict[str, dict[str, int | None]]]) -> Cuts:
 
 
 async def recompute(
-    session: AsyncSession, *, as_of: date | None, window_days: int | None, now: datetime
+    session: AsyncSession,
+    *,
+    as_of: date | None,
+    window_days: int | None,
+    now: datetime,
+    full: bool = True,
 ) -> dict[str, Any]:
     """Score every customer, store the boundaries, restage everybody, refresh CLV and value
-    scores, and queue the customers whose group or stage changed; the job's result."""
+    scores, and queue the customers whose group or stage changed; the job's result.
+
+    ``full=False`` (the scheduled daily run) reads only the window's orders and keeps the
+    stored lifetime figures, unless no batch ever ran.
+    """
+    full = full or await repository.load_boundaries(session) is None
     win = window(as_of, window_days, now)
     fixed = Cuts.from_settings(settings) if settings.rfm_scoring == "thresholds" else None
     await repository.set_work_mem(session, settings.rfm_batch_work_mem)
@@ -48,6 +58,7 @@ async def recompute(
         rules=LifecycleRules.from_settings(settings),
         cuts=fixed,
         enqueue=True,
+        lifetime=full,
     )
     cuts = fixed or _quantile_cuts(result.stats)
     boundaries = {
@@ -77,6 +88,7 @@ async def recompute(
         "as_of": win.as_of.isoformat(),
         "window_days": win.days,
         "method": settings.rfm_scoring,
+        "full": full,
         "customers_scored": result.scored,
         "rows_written": result.written,
         "rows_deleted": result.deleted,
