@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_segment.evaluation.queue import enqueue_select
 from crm_segment.lifecycle.stages import LifecycleRules, next_change_expr
 from crm_segment.models import (
     Customer,
@@ -330,18 +331,5 @@ class EvaluationRepository:
         due = select(facts.c.id, func.min(facts.c.due), literal("scheduled", Text)).group_by(
             facts.c.id
         )
-        stmt = pg_insert(EvaluationQueue).from_select(
-            ["customer_external_id", "due_at", "reason"], due
-        )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[EvaluationQueue.customer_external_id],
-            set_={
-                "due_at": func.least(EvaluationQueue.due_at, stmt.excluded.due_at),
-                "reason": case(
-                    (stmt.excluded.due_at < EvaluationQueue.due_at, stmt.excluded.reason),
-                    else_=EvaluationQueue.reason,
-                ),
-                "enqueued_at": func.now(),
-            },
-        ).returning(EvaluationQueue.customer_external_id)
+        upsert = enqueue_select(due).returning(EvaluationQueue.customer_external_id)
         return len((await self.session.execute(upsert)).all())

@@ -32,12 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from crm_segment.customers.tombstones import erased_since_sql
+from crm_segment.evaluation.queue import enqueue_select
 from crm_segment.models import (
     Customer,
     CustomerConsent,
     CustomerLoyalty,
     CustomerTag,
-    EvaluationQueue,
     InteractionDaily,
     Item,
     Order,
@@ -306,16 +306,4 @@ class ProjectionRepository:
             .where(OrderLine.sku == sku)
             .distinct()
         )
-        stmt = pg_insert(EvaluationQueue).from_select(
-            ["customer_external_id", "due_at", "reason"], buyers
-        )
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[EvaluationQueue.customer_external_id],
-                set_={
-                    "due_at": func.least(EvaluationQueue.due_at, stmt.excluded.due_at),
-                    "reason": stmt.excluded.reason,
-                    "enqueued_at": func.now(),
-                },
-            )
-        )
+        await self.session.execute(enqueue_select(buyers))

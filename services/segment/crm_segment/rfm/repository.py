@@ -42,6 +42,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import CTE
 
+from crm_segment.evaluation.queue import enqueue_select
 from crm_segment.lifecycle.stages import LifecycleRules, stage_expr
 from crm_segment.models import Customer, CustomerScore, EvaluationQueue, Order, RfmBoundaries
 from crm_segment.rfm.groups import group_expr
@@ -350,19 +351,8 @@ async def write_scores(
             )
         )
         due = union_all(moved, select(deleted.c.customer_external_id)).subquery("due")
-        q_ins = insert(QUEUE).from_select(
-            ["customer_external_id", "due_at", "reason"],
-            select(due.c.cid, literal(now), literal("input")),
-        )
         queued = (
-            q_ins.on_conflict_do_update(
-                index_elements=[QUEUE.c.customer_external_id],
-                set_={
-                    "due_at": func.least(QUEUE.c.due_at, q_ins.excluded.due_at),
-                    "reason": q_ins.excluded.reason,
-                    "enqueued_at": func.now(),
-                },
-            )
+            enqueue_select(select(due.c.cid, literal(now), literal("input")))
             .returning(QUEUE.c.customer_external_id)
             .cte("queued")
         )
