@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from crm_common.events import Consumer, Envelope, PoisonMessage, Subscription
+from crm_common.events import Consumer, Envelope, PoisonMessage, Subscription, by_subject
 from crm_common.metrics import CONSUMER_REDELIVERIES
 from tests.common.plumbing import (
     dead_letter_table,
@@ -481,3 +481,20 @@ def spy_on_batches(consumer: Consumer, commits: list[int]) -> list[str]:
     consumer.handle = spy_single  # type: ignore[method-assign]
     consumer.handle_batch = spy_batch  # type: ignore[method-assign]
     return outcomes
+
+
+class TestBySubject:
+    async def test_each_subject_reaches_its_handler_and_others_are_skipped(self, token):
+        seen: list[tuple[str, str]] = []
+
+        def recorder(name):
+            async def handler(session, envelope):
+                seen.append((name, envelope.subject))
+
+            return handler
+
+        placed, cancelled = f"crm.plumbing.{token}.placed", f"crm.plumbing.{token}.cancelled"
+        handler = by_subject({placed: recorder("placed"), cancelled: recorder("cancelled")})
+        for subject in (placed, f"crm.plumbing.{token}.audited", cancelled):
+            await handler(None, sample_event(subject))
+        assert seen == [("placed", placed), ("cancelled", cancelled)]

@@ -13,6 +13,7 @@ from crm_common.events.inbox import (
     Handler,
     PoisonMessage,
     Subscription,
+    by_subject,
     make_dead_letter_table,
     make_inbox_table,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "PoisonMessage",
     "Subscription",
     "build_subject",
+    "by_subject",
     "make_dead_letter_table",
     "make_inbox_table",
     "make_outbox_table",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import nats.errors
@@ -50,6 +50,7 @@ from crm_common.telemetry import consumer_span
 __all__ = [
     "Consumer",
     "Handler",
+    "by_subject",
     "PoisonMessage",
     "Subscription",
     "make_dead_letter_table",
@@ -58,6 +59,18 @@ __all__ = [
 
 logger = logging.getLogger("crm.inbox")
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+
+
+def by_subject(handlers: Mapping[str, Handler]) -> Handler:
+    """One handler for a wildcard subscription: the handler of the envelope's subject, and a
+    subject not in ``handlers`` acked and skipped (a producer may add events nobody reads)."""
+
+    async def dispatch(session: AsyncSession, envelope: Envelope) -> None:
+        handler = handlers.get(envelope.subject)
+        if handler is not None:
+            await handler(session, envelope)
+
+    return dispatch
 
 
 class PoisonMessage(Exception):

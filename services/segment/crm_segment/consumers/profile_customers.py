@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.events import Envelope, Subscription
+from crm_common.events import Envelope, Subscription, by_subject
 from crm_segment.customers import service
 
 SUBJECT = "crm.profile.customer.>"
@@ -103,11 +103,8 @@ HANDLERS = {
 }
 
 
-async def on_profile_customer(session: AsyncSession, envelope: Envelope) -> None:
-    """Dispatch on the subject; a customer event segment has no use for is acked and skipped."""
-    handler = HANDLERS.get(envelope.subject)
-    if handler is not None:
-        await handler(session, envelope)
+#: An customer event segment has no use for is acked and skipped.
+on_profile_customer = by_subject(HANDLERS)
 
 
 SUBSCRIPTION = Subscription(

@@ -16,7 +16,7 @@ from datetime import datetime
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.events import Envelope, Subscription
+from crm_common.events import Envelope, Subscription, by_subject
 from crm_segment.projections import service
 
 SUBJECT = "crm.profile.order.>"
@@ -108,11 +108,8 @@ HANDLERS = {
 }
 
 
-async def on_profile_order(session: AsyncSession, envelope: Envelope) -> None:
-    """Dispatch on the subject; an order event segment has no use for is acked and skipped."""
-    handler = HANDLERS.get(envelope.subject)
-    if handler is not None:
-        await handler(session, envelope)
+#: An order event segment has no use for is acked and skipped.
+on_profile_order = by_subject(HANDLERS)
 
 
 SUBSCRIPTION = Subscription(
