@@ -111,68 +111,65 @@ async def test_unknown_kind_is_refused(session: AsyncSession) -> None:
         await service.submit(session, "nope", {})
 
 
+async def _last_run(database: Database, kind: str, status: str, finished_ago: timedelta) -> Job:
+    """Park every pending job of ``kind`` and commit a last run of it, finished that long ago."""
+    async with database.unit_of_work() as session:
+        await session.execute(
+            update(Job)
+            .where(Job.kind == kind, Job.status.in_(("queued", "running")))
+            .values(status="failed")
+        )
+        last = Job(
+            id=uuid.uuid4(), kind=kind, status=status, finished_at=datetime.now(UTC) - finished_ago
+        )
+        session.add(last)
+    return last
+
+
+async def _job_ids(database: Database) -> set[uuid.UUID]:
+    async with database.unit_of_work() as session:
+        return set((await session.execute(select(Job.id))).scalars())
+
+
+async def _jobs_since(database: Database, before: set[uuid.UUID]) -> list[Job]:
+    async with database.unit_of_work() as session:
+        return [j for j in (await session.execute(select(Job))).scalars() if j.id not in before]
+
+
 async def test_schedule_queues_each_kind_once_until_it_is_due_again(
     database: Database, committed_jobs: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
         scheduling, "intervals", lambda: {"rfm": timedelta(hours=24), "clv_fit": timedelta(0)}
     )
-    async with database.unit_of_work() as session:
-        before = set((await session.execute(select(Job.id))).scalars())
-        # the last rfm run finished long ago, and nothing of it is pending
-        await session.execute(
-            update(Job)
-            .where(Job.kind == "rfm", Job.status.in_(("queued", "running")))
-            .values(status="failed")
-        )
-        old = Job(
-            id=uuid.uuid4(),
-            kind="rfm",
-            status="succeeded",
-            finished_at=datetime.now(UTC) - timedelta(days=2),
-        )
-        session.add(old)
-    committed_jobs.append(old.id)
+    # the last rfm run finished long ago, and nothing of it is pending
+    committed_jobs.append((await _last_run(database, "rfm", "succeeded", timedelta(days=2))).id)
+    before = await _job_ids(database)
 
     await scheduling.schedule_due_jobs(database)
     await scheduling.schedule_due_jobs(database)  # already pending: not queued twice
 
-    async with database.unit_of_work() as session:
-        new = [
-            j
-            for j in (await session.execute(select(Job))).scalars()
-            if j.id not in before and j.id != old.id
-        ]
+    new = await _jobs_since(database, before)
     committed_jobs.extend(j.id for j in new)
     assert [(j.kind, j.status, j.params) for j in new] == [("rfm", "queued", {"full": False})]
 
 
+@pytest.mark.parametrize("status", ["succeeded", "failed"])
 async def test_schedule_leaves_a_recent_run_alone(
-    database: Database, committed_jobs: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
+    database: Database,
+    committed_jobs: list[uuid.UUID],
+    monkeypatch: pytest.MonkeyPatch,
+    status: str,
 ) -> None:
+    # a failed run (e.g. too little data for a fit) waits its interval too
     monkeypatch.setattr(scheduling, "intervals", lambda: {"clv_fit": timedelta(hours=24)})
-    async with database.unit_of_work() as session:
-        await session.execute(
-            update(Job)
-            .where(Job.kind == "clv_fit", Job.status.in_(("queued", "running")))
-            .values(status="failed")
-        )
-        recent = Job(
-            id=uuid.uuid4(),
-            kind="clv_fit",
-            status="succeeded",
-            finished_at=datetime.now(UTC) + timedelta(hours=1),
-        )
-        session.add(recent)
-    committed_jobs.append(recent.id)
-    async with database.unit_of_work() as session:
-        before = set((await session.execute(select(Job.id))).scalars())
+    last = await _last_run(database, "clv_fit", status, -timedelta(hours=1))
+    committed_jobs.append(last.id)
+    before = await _job_ids(database)
 
     await scheduling.schedule_due_jobs(database)
 
-    async with database.unit_of_work() as session:
-        after = set((await session.execute(select(Job.id))).scalars())
-    assert after == before
+    assert await _jobs_since(database, before) == []
 
 
 async def test_get_job_endpoint(client: AsyncClient, session: AsyncSession) -> None:
@@ -198,53 +195,14 @@ async def test_two_workers_checking_at_once_queue_one_batch(
     database: Database, committed_jobs: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(scheduling, "intervals", lambda: {"rfm": timedelta(hours=24)})
-    async with database.unit_of_work() as session:
-        await session.execute(
-            update(Job)
-            .where(Job.kind == "rfm", Job.status.in_(("queued", "running")))
-            .values(status="failed")
-        )
-        await session.execute(
-            update(Job)
-            .where(Job.kind == "rfm", Job.status == "succeeded")
-            .values(finished_at=datetime.now(UTC) - timedelta(days=3))
-        )
-        before = set((await session.execute(select(Job.id))).scalars())
+    committed_jobs.append((await _last_run(database, "rfm", "succeeded", timedelta(days=3))).id)
+    before = await _job_ids(database)
 
     await asyncio.gather(*(scheduling.schedule_due_jobs(database) for _ in range(4)))
 
-    async with database.unit_of_work() as session:
-        new = [j for j in (await session.execute(select(Job))).scalars() if j.id not in before]
+    new = await _jobs_since(database, before)
     committed_jobs.extend(j.id for j in new)
     assert [(j.kind, j.status) for j in new] == [("rfm", "queued")]
-
-
-async def test_a_failed_run_waits_its_interval_before_the_next_try(
-    database: Database, committed_jobs: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(scheduling, "intervals", lambda: {"clv_fit": timedelta(hours=24)})
-    async with database.unit_of_work() as session:
-        await session.execute(
-            update(Job)
-            .where(Job.kind == "clv_fit", Job.status.in_(("queued", "running")))
-            .values(status="failed")
-        )
-        failed = Job(
-            id=uuid.uuid4(),
-            kind="clv_fit",
-            status="failed",
-            error="FitFailed: too few customers",
-            finished_at=datetime.now(UTC) + timedelta(hours=1),
-        )
-        session.add(failed)
-    committed_jobs.append(failed.id)
-    async with database.unit_of_work() as session:
-        before = set((await session.execute(select(Job.id))).scalars())
-
-    await scheduling.schedule_due_jobs(database)
-
-    async with database.unit_of_work() as session:
-        assert set((await session.execute(select(Job.id))).scalars()) == before
 
 
 async def test_evaluation_batches_wait_while_a_job_rewrites_the_scores(
