@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Date,
+    DateTime,
     Double,
     Integer,
     Select,
@@ -46,7 +47,7 @@ from crm_segment.evaluation.queue import enqueue_select
 from crm_segment.lifecycle.stages import LifecycleRules, stage_expr
 from crm_segment.models import Customer, CustomerScore, EvaluationQueue, Order, RfmBoundaries
 from crm_segment.rfm.groups import group_expr
-from crm_segment.rfm.scoring import METRICS, SCORES, Cuts, score_expr
+from crm_segment.rfm.scoring import METRICS, SCORES, Cuts, lower_is_better, score_expr
 
 ORD: Table = Order.__table__  # type: ignore[assignment]
 CUST: Table = Customer.__table__  # type: ignore[assignment]
@@ -113,9 +114,8 @@ def _ids_param(ids: Sequence[str]) -> ColumnElement[list[str]]:
     return literal(list(ids), ARRAY(Text))
 
 
-def _aggregates(window: Window, ids: Sequence[str] | None, lifetime: bool = True) -> CTE:
-    """Per root customer: lifetime aggregates and window metrics of qualifying orders (only
-    the window's orders, and so no true lifetime figures, when ``lifetime`` is false)."""
+def _aggregates(window: Window, ids: Sequence[str] | None) -> CTE:
+    """Per root customer: lifetime aggregates and window metrics of qualifying orders."""
     net = ORD.c.total_minor - ORD.c.refunded_minor
     in_window = and_(ORD.c.placed_at >= window.start, ORD.c.placed_at < window.end)
     stmt = (
@@ -134,19 +134,17 @@ def _aggregates(window: Window, ids: Sequence[str] | None, lifetime: bool = True
     )
     if ids is not None:
         stmt = stmt.where(ORD.c.root_external_id == any_(_ids_param(ids)))
-    if not lifetime:
-        stmt = stmt.where(in_window)
     return stmt.cte("agg")
 
 
-def _base(window: Window, ids: Sequence[str] | None, lifetime: bool = True) -> Select[Any]:
+def _base(window: Window, ids: Sequence[str] | None) -> Select[Any]:
     """The customers to score with their metrics and their current score row (``old_cid``
     and ``old_<column>``).
 
     Scored: every active customer, every root with a qualifying order and every root that has
     a score row, except customers whose ``customer`` row is not active (merged duplicates).
     """
-    agg = _aggregates(window, ids, lifetime)
+    agg = _aggregates(window, ids)
     old = SCORE.alias("old")
     cid: ColumnElement[str]
     if ids is None:
@@ -174,7 +172,10 @@ def _base(window: Window, ids: Sequence[str] | None, lifetime: bool = True) -> S
     return (
         select(
             cid.label("cid"),
-            *_lifetime_columns(agg, old, lifetime),
+            agg.c.first_order_at,
+            agg.c.last_order_at,
+            func.coalesce(agg.c.orders_count, 0).label("orders_count"),
+            func.coalesce(agg.c.revenue_minor, 0).label("revenue_minor"),
             cast(literal(window.as_of, Date) - last_day, Integer).label("recency_days"),
             func.nullif(agg.c.window_orders, 0).label("frequency"),
             agg.c.window_net.label("monetary_minor"),
@@ -184,31 +185,6 @@ def _base(window: Window, ids: Sequence[str] | None, lifetime: bool = True) -> S
         .select_from(source)
         .where(func.coalesce(CUST.c.status, "active") == "active", known)
     )
-
-
-def _lifetime_columns(agg: CTE, old: Any, lifetime: bool) -> list[ColumnElement[Any]]:
-    """First and last order, count and revenue: aggregated from every order, or (daily run)
-    the stored row's, widened by what the window's orders show (a lifetime figure is never
-    less than the window's, and least/greatest skip NULLs), so a row the re-evaluation queue
-    has not refreshed yet still counts the orders in the window."""
-    first: ColumnElement[Any]
-    last: ColumnElement[Any]
-    count: ColumnElement[Any]
-    revenue: ColumnElement[Any]
-    if lifetime:
-        first, last = agg.c.first_order_at, agg.c.last_order_at
-        count, revenue = agg.c.orders_count, agg.c.revenue_minor
-    else:
-        first = func.least(old.c.first_order_at, agg.c.first_order_at)
-        last = func.greatest(old.c.last_order_at, agg.c.last_order_at)
-        count = func.greatest(old.c.orders_count, agg.c.orders_count)
-        revenue = func.greatest(old.c.revenue_minor, agg.c.revenue_minor)
-    return [
-        first.label("first_order_at"),
-        last.label("last_order_at"),
-        func.coalesce(count, 0).label("orders_count"),
-        func.coalesce(revenue, 0).label("revenue_minor"),
-    ]
 
 
 def _quantile(value: ColumnElement[Any], metric: str, has: ColumnElement[bool]) -> Any:
@@ -224,10 +200,9 @@ def _scored(
     ids: Sequence[str] | None,
     now: datetime,
     rules: LifecycleRules,
-    lifetime: bool = True,
 ) -> CTE:
     """Metrics, scores (quantile when ``cuts`` is None), group and lifecycle stage."""
-    base = _base(window, ids, lifetime).subquery("base")
+    base = _base(window, ids).subquery("base")
     has = base.c.frequency.is_not(None)
     scores = {
         _SCORE_COLUMN[m]: (
@@ -281,11 +256,9 @@ async def write_scores(
     cuts: Cuts | None = None,
     ids: Sequence[str] | None = None,
     enqueue: bool = False,
-    lifetime: bool = True,
 ) -> WriteResult:
-    """Score ``ids`` (None: every customer) and write what changed, in one statement
-    (``lifetime=False``: the daily run, see :func:`_lifetime_columns`)."""
-    scored = _scored(window, cuts, ids, now, rules, lifetime)
+    """Score ``ids`` (None: every customer) and write what changed, in one statement."""
+    scored = _scored(window, cuts, ids, now, rules)
     old = {c: scored.c[f"old_{c}"] for c in (*WRITTEN, "lifecycle_changed_at")}
     changed_at = case(
         (old["lifecycle"].is_distinct_from(scored.c.lifecycle), literal(now)),
@@ -373,6 +346,235 @@ async def write_scores(
             for m in METRICS
         },
     )
+
+
+async def changed_since(session: AsyncSession, previous: Window, window: Window) -> list[str]:
+    """The customers to recompute from their orders when every stored row was exact for the
+    ``previous`` batch's window (same length, ending no later than ``window``): those queued
+    for re-evaluation because an input changed (or whose scheduled re-evaluation is due) and
+    not re-evaluated yet, and those with an order entering the window in between (placed after
+    the previous window's end: an order dated ahead of its arrival).
+
+    Orders that leave the window are handled by :func:`drop_left_orders`.
+    """
+    placed = ORD.c.placed_at
+    entering = select(ORD.c.root_external_id).where(placed >= previous.end, placed < window.end)
+    queued = select(QUEUE.c.customer_external_id).where(
+        or_(QUEUE.c.reason != "scheduled", QUEUE.c.due_at <= func.clock_timestamp())
+    )
+    return list((await session.execute(entering.union(queued))).scalars())
+
+
+async def drop_left_orders(
+    session: AsyncSession,
+    *,
+    previous: Window,
+    window: Window,
+    now: datetime,
+    skip: Sequence[str],
+) -> int:
+    """Take the qualifying orders that left the window since ``previous`` out of their
+    customers' stored metrics (but those in ``skip``, recomputed from their orders); the rows
+    written.
+
+    Exact because a stored row is exact for the window ending at its ``rfm_as_of`` as long as
+    its customer is not queued: any change to the customer's orders queues it, so the orders
+    in that window are still those the row counted, and an order that leaves it is one of
+    them. The orders that left are the oldest: the last order in the window, and so recency,
+    stays (unless none is left: no RFM). Lifetime figures do not move. One index range of the
+    orders placed in the days the window moved over, not the customers' whole histories.
+    """
+    row_start = cast(
+        func.timezone("UTC", cast(SCORE.c.rfm_as_of - (window.days - 1), DateTime)),
+        DateTime(timezone=True),
+    )
+    net = ORD.c.total_minor - ORD.c.refunded_minor
+    skipped = func.unnest(_ids_param(skip)).table_valued("cid").render_derived(name="skipped")
+    left = (
+        select(
+            ORD.c.root_external_id.label("cid"),
+            func.count().label("orders"),
+            cast(func.sum(net), BigInteger).label("net"),
+        )
+        .join(SCORE, SCORE.c.customer_external_id == ORD.c.root_external_id)
+        .where(
+            ORD.c.placed_at >= previous.start,
+            ORD.c.placed_at < window.start,
+            ORD.c.placed_at >= row_start,
+            ORD.c.status != "cancelled",
+            ORD.c.fully_refunded.is_(False),
+            SCORE.c.frequency.is_not(None),
+            ~select(skipped.c.cid).where(skipped.c.cid == ORD.c.root_external_id).exists(),
+        )
+        .group_by(ORD.c.root_external_id)
+        .subquery("left_window")
+    )
+    remaining = SCORE.c.frequency - left.c.orders
+    kept = remaining > 0
+    stmt = (
+        SCORE.update()
+        .where(SCORE.c.customer_external_id == left.c.cid)
+        .values(
+            frequency=func.nullif(remaining, 0),
+            monetary_minor=case((kept, SCORE.c.monetary_minor - left.c.net), else_=null()),
+            recency_days=case((kept, current_recency(window.as_of)), else_=null()),
+            rfm_as_of=case((kept, literal(window.as_of, Date)), else_=null()),
+            computed_at=literal(now),
+        )
+    )
+    return (await session.execute(stmt)).rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+def _current_metrics(as_of: date) -> CTE:
+    """Every scored row's metrics as of ``as_of`` (recency from :func:`current_recency`)."""
+    return (
+        select(
+            current_recency(as_of).label("recency"),
+            SCORE.c.frequency.label("frequency"),
+            SCORE.c.monetary_minor.label("monetary"),
+        )
+        .where(SCORE.c.frequency.is_not(None))
+        .cte("metrics")
+    )
+
+
+async def current_stats(
+    session: AsyncSession, as_of: date, cuts: Cuts | None
+) -> tuple[int, dict[str, dict[str, dict[str, int | None]]]]:
+    """The number of customers with an RFM score in the stored rows and, per metric and
+    score, the min/max value and the customers (the ``stats`` of :class:`WriteResult`), with
+    scores by quantile (``cuts`` None) or against ``cuts``.
+
+    The quantiles are exactly those of ``cume_dist()`` over the customers, from one count per
+    distinct value: the share of customers whose value is as bad as or worse than a value is
+    the running sum of the counts up to it over the total, as ``cume_dist`` computes it (ties
+    at their highest rank), so ``ceil(5 × share)`` is each customer's score without sorting
+    the customers.
+    """
+    metrics = _current_metrics(as_of)
+    total = select(func.count()).select_from(metrics).scalar_subquery()
+    parts = []
+    for m in METRICS:
+        counts = (
+            select(metrics.c[m].label("v"), func.count().label("c"))
+            .group_by(metrics.c[m])
+            .subquery(f"{m}_counts")
+        )
+        if cuts is None:
+            order = counts.c.v.desc() if lower_is_better(m) else counts.c.v.asc()
+            running = cast(func.sum(counts.c.c).over(order_by=order), Double)
+            share = running / cast(total, Double)
+            score: ColumnElement[Any] = cast(func.ceil(5 * share), SmallInteger)
+        else:
+            score = score_expr(counts.c.v, m, cuts)
+        scored = select(counts.c.v, counts.c.c, score.label("s")).subquery(f"{m}_scored")
+        parts.append(
+            select(
+                literal(m).label("metric"),
+                scored.c.s,
+                cast(func.min(scored.c.v), BigInteger).label("min"),
+                cast(func.max(scored.c.v), BigInteger).label("max"),
+                cast(func.sum(scored.c.c), BigInteger).label("n"),
+            ).group_by(scored.c.s)
+        )
+    found = {(r.metric, r.s): r for r in (await session.execute(union_all(*parts))).all()}
+    empty: dict[str, int | None] = {"min": None, "max": None, "n": 0}
+    stats: dict[str, dict[str, dict[str, int | None]]] = {
+        m: {
+            str(s): (
+                {"min": int(r.min), "max": int(r.max), "n": int(r.n)}
+                if (r := found.get((m, s)))
+                else dict(empty)
+            )
+            for s in SCORES
+        }
+        for m in METRICS
+    }
+    scored_customers = sum(v["n"] or 0 for v in stats["frequency"].values())
+    return scored_customers, stats
+
+
+async def rescore(
+    session: AsyncSession,
+    *,
+    window: Window,
+    now: datetime,
+    rules: LifecycleRules,
+    cuts: Cuts,
+) -> WriteResult:
+    """Score every stored row's metrics as of ``window.as_of`` against ``cuts``, restage it at
+    ``now``, and write the rows whose scores, group or stage changed (a rewritten row's
+    recency is brought to ``as_of``); queue those whose group or stage changed. One pass over
+    ``customer_score``, no order read: the metrics must be exact (see :func:`changed_since`).
+    """
+    recency = current_recency(window.as_of)
+    has = SCORE.c.frequency.is_not(None)
+    new = {
+        "r": score_expr(recency, "recency", cuts),
+        "f": score_expr(SCORE.c.frequency, "frequency", cuts),
+        "m": score_expr(SCORE.c.monetary_minor, "monetary", cuts),
+    }
+    calc = select(
+        SCORE.c.customer_external_id.label("cid"),
+        case((has, recency), else_=null()).label("recency_days"),
+        *(case((has, v), else_=null()).label(k) for k, v in new.items()),
+        stage_expr(
+            SCORE.c.first_order_at, SCORE.c.last_order_at, SCORE.c.orders_count, now, rules
+        ).label("lifecycle"),
+        *(SCORE.c[c].label(f"old_{c}") for c in ("r", "f", "m", "rfm_group", "lifecycle")),
+        SCORE.c.lifecycle_changed_at.label("old_lifecycle_changed_at"),
+    ).subquery("calc")
+    group = group_expr(calc.c.r, calc.c.f)
+    changed = (
+        select(
+            *calc.c,
+            group.label("rfm_group"),
+            (cast(calc.c.r, Text) + cast(calc.c.f, Text) + cast(calc.c.m, Text)).label("rfm_score"),
+        )
+        .where(
+            tuple_(calc.c.r, calc.c.f, calc.c.m, group, calc.c.lifecycle).is_distinct_from(
+                tuple_(
+                    calc.c.old_r,
+                    calc.c.old_f,
+                    calc.c.old_m,
+                    calc.c.old_rfm_group,
+                    calc.c.old_lifecycle,
+                )
+            )
+        )
+        .cte("changed")
+    )
+    stage_moved = changed.c.old_lifecycle.is_distinct_from(changed.c.lifecycle)
+    updated = (
+        SCORE.update()
+        .where(SCORE.c.customer_external_id == changed.c.cid)
+        .values(
+            rfm_as_of=case((changed.c.r.is_not(None), literal(window.as_of, Date)), else_=null()),
+            recency_days=changed.c.recency_days,
+            r=changed.c.r,
+            f=changed.c.f,
+            m=changed.c.m,
+            rfm_score=changed.c.rfm_score,
+            rfm_group=changed.c.rfm_group,
+            lifecycle=changed.c.lifecycle,
+            lifecycle_changed_at=case(
+                (stage_moved, literal(now)), else_=changed.c.old_lifecycle_changed_at
+            ),
+            computed_at=literal(now),
+        )
+        .returning(SCORE.c.customer_external_id)
+        .cte("updated")
+    )
+    moved = select(changed.c.cid, literal(now), literal("input")).where(
+        or_(changed.c.old_rfm_group.is_distinct_from(changed.c.rfm_group), stage_moved)
+    )
+    queued = enqueue_select(moved).returning(QUEUE.c.customer_external_id).cte("queued")
+    stmt = select(
+        select(func.count()).select_from(updated).scalar_subquery().label("written"),
+        select(func.count()).select_from(queued).scalar_subquery().label("queued"),
+    )
+    row = (await session.execute(stmt)).one()
+    return WriteResult(written=row.written, enqueued=row.queued)
 
 
 async def set_work_mem(session: AsyncSession, work_mem: str) -> None:

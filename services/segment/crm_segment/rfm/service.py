@@ -11,7 +11,7 @@ from crm_segment.config import settings
 from crm_segment.lifecycle.stages import LifecycleRules
 from crm_segment.rfm import repository
 from crm_segment.rfm.groups import GROUPS
-from crm_segment.rfm.repository import Window
+from crm_segment.rfm.repository import Window, WriteResult
 from crm_segment.rfm.schemas import GroupSummary, RfmSummary
 from crm_segment.rfm.scoring import METRICS, Cuts, lower_is_better
 
@@ -33,6 +33,27 @@ def _quantile_cuts(stats: dict[str, dict[str, dict[str, int | None]]]) -> Cuts:
     return Cuts(**{m: tuple(stats[m][str(s)][edge[m]] for s in range(2, 6)) for m in METRICS})
 
 
+#: The daily run catches up incrementally over at most this many days since the last batch;
+#: beyond that (the worker was down) it is a full run.
+INCREMENTAL_MAX_DAYS = 7
+
+
+async def _incremental_window(
+    session: AsyncSession, win: Window, now: datetime
+) -> tuple[Window, Cuts] | None:
+    """The previous batch's window and cuts when ``win`` can be reached incrementally from it:
+    a batch ran with the same window length, ``win`` ends at most ``INCREMENTAL_MAX_DAYS``
+    after it and no earlier than today (the re-evaluation queue's refreshes are as of today,
+    so no stored row is newer than ``win``)."""
+    stored = await repository.load_boundaries(session)
+    if stored is None or stored.window_days != win.days:
+        return None
+    ahead = (win.as_of - stored.as_of).days
+    if not 0 <= ahead <= INCREMENTAL_MAX_DAYS or win.as_of < now.astimezone(UTC).date():
+        return None
+    return Window(as_of=stored.as_of, days=win.days), Cuts.from_boundaries(stored.boundaries)
+
+
 async def recompute(
     session: AsyncSession,
     *,
@@ -44,22 +65,46 @@ async def recompute(
     """Score every customer, store the boundaries, restage everybody, refresh CLV and value
     scores, and queue the customers whose group or stage changed; the job's result.
 
-    ``full=False`` (the scheduled daily run) reads only the window's orders and keeps the
-    stored lifetime figures, unless no batch ever ran.
+    ``full=False`` (the scheduled daily run) is incremental when it can be (see
+    :func:`_incremental_window`): the orders that left the window are taken out of their
+    customers' stored metrics, the customers whose inputs changed and are still queued are
+    recomputed from their orders, then every stored row is scored against the new quantiles
+    and restaged, without reading the orders again. A full run aggregates every order.
     """
-    full = full or await repository.load_boundaries(session) is None
     win = window(as_of, window_days, now)
     fixed = Cuts.from_settings(settings) if settings.rfm_scoring == "thresholds" else None
+    rules = LifecycleRules.from_settings(settings)
     await repository.set_work_mem(session, settings.rfm_batch_work_mem)
-    result = await repository.write_scores(
-        session,
-        window=win,
-        now=now,
-        rules=LifecycleRules.from_settings(settings),
-        cuts=fixed,
-        enqueue=True,
-        lifetime=full,
-    )
+    previous = None if full else await _incremental_window(session, win, now)
+    if previous is None:
+        result = await repository.write_scores(
+            session, window=win, now=now, rules=rules, cuts=fixed, enqueue=True
+        )
+        recomputed, adjusted = result.scored, 0
+    else:
+        last, last_cuts = previous
+        ids = await repository.changed_since(session, last, win)
+        adjusted = await repository.drop_left_orders(
+            session, previous=last, window=win, now=now, skip=ids
+        )
+        result = WriteResult()
+        if ids:
+            result = await repository.write_scores(
+                session,
+                window=win,
+                now=now,
+                rules=rules,
+                cuts=fixed or last_cuts,
+                ids=ids,
+                enqueue=True,
+            )
+        result.scored, result.stats = await repository.current_stats(session, win.as_of, fixed)
+        rescored = await repository.rescore(
+            session, window=win, now=now, rules=rules, cuts=fixed or _quantile_cuts(result.stats)
+        )
+        result.written += rescored.written
+        result.enqueued += rescored.enqueued
+        recomputed = len(ids)
     cuts = fixed or _quantile_cuts(result.stats)
     boundaries = {
         m: {
@@ -88,8 +133,10 @@ async def recompute(
         "as_of": win.as_of.isoformat(),
         "window_days": win.days,
         "method": settings.rfm_scoring,
-        "full": full,
+        "full": previous is None,
         "customers_scored": result.scored,
+        "customers_recomputed": recomputed,
+        "customers_adjusted": adjusted,
         "rows_written": result.written,
         "rows_deleted": result.deleted,
         "enqueued": result.enqueued,
