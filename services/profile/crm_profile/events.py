@@ -94,16 +94,21 @@ class TagChangedV1(_Payload):
 
 
 class InteractionV1(_Payload):
-    """One accepted behaviour event (no personal data)."""
+    """One accepted behaviour event (no personal data).
+
+    Published without its null fields (``model_dump(mode="json", exclude_none=True)``): most
+    events have two or three of the optional ones, and the nulls were 45% of a batch's message.
+    A missing field reads as null.
+    """
 
     event_id: str
     type: str
-    customer_external_id: str | None
-    anonymous_id: str | None
+    customer_external_id: str | None = None
+    anonymous_id: str | None = None
     occurred_at: datetime
-    sku: str | None
-    category: str | None
-    value_minor: int | None
+    sku: str | None = None
+    category: str | None = None
+    value_minor: int | None = None
     quantity: int | None = None
     currency: str | None = None
     rating: int | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -100,6 +101,25 @@ class TestRecorded:
         anonymous = select(func.count()).where(InteractionDaily.customer_external_id.is_(None))
         assert (await session.execute(anonymous)).scalar_one() == 0
         assert await queued(session) == {"pi-1": "input", "pi-2": "input"}
+
+    async def test_reads_interactions_published_without_their_null_fields(self, session):
+        # Profile leaves out the fields that have no value (docs/events.md).
+        payload = batch(
+            interaction("pi-5", "add_to_cart", D, "SKU-5", value_minor=700),
+            interaction("pi-5", "app_open", D),
+            interaction(None, "page_view", D),
+        )
+        sent = replace(
+            envelope(INTERACTION_RECORDED, payload, at(0)),
+            data=payload.model_dump(mode="json", exclude_none=True),
+        )
+        assert "category" not in sent.data["interactions"][0]
+        assert "customer_external_id" not in sent.data["interactions"][2]
+        await handle(session, sent)
+        assert await aggregates(session, "pi-5") == {
+            ("pi-5", D.date(), "add_to_cart", "", "SKU-5"): ("pi-5", 1, 700, D),
+            ("pi-5", D.date(), "app_open", "", ""): ("pi-5", 1, 0, D),
+        }
 
     async def test_later_batches_add_up_and_keep_the_latest_time(self, session):
         key = ("pi-3", D.date(), "product_view", "", "SKU-3")

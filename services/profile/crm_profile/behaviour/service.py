@@ -55,17 +55,18 @@ _NO_PROPERTIES = "{}"
 _ENCODE = msgspec.json.Encoder().encode
 
 
-class View(msgspec.Struct, gc=False):
+class View(msgspec.Struct, gc=False, kw_only=True, omit_defaults=True):
     """The published, personal-data-free view of an event: ``InteractionV1`` field for field.
 
     A struct rather than the model: validating 1,000 payload models would cost more than the
     rest of the request (bench/README.md); the tests check the payload against the model.
+    Null fields are left out of the JSON, as the contract says (``omit_defaults``).
     """
 
     event_id: str
     type: str
-    customer_external_id: str | None
-    anonymous_id: str | None
+    customer_external_id: str | None = None
+    anonymous_id: str | None = None
     occurred_at: str
     sku: str | None = None
     category: str | None = None
@@ -313,11 +314,11 @@ _DERIVED: dict[type[fastpath.Event], Callable[[View, Any], None]] = {
 def _view(event: fastpath.Event, occurred_at: datetime) -> View:
     """The published view of ``event``: its ids, time, and what its type contributes."""
     view = View(
-        event.event_id,
-        event.__struct_config__.tag,  # type: ignore[arg-type]
-        event.customer_external_id,
-        event.anonymous_id,
-        _isoformat(event.occurred_at, occurred_at),
+        event_id=event.event_id,
+        type=event.__struct_config__.tag,  # type: ignore[arg-type]
+        customer_external_id=event.customer_external_id,
+        anonymous_id=event.anonymous_id,
+        occurred_at=_isoformat(event.occurred_at, occurred_at),
     )
     derive = _DERIVED.get(type(event))
     if derive is not None:
