@@ -21,8 +21,8 @@ from crm_segment.jobs.repository import JobRepository
 SCHEDULE_LOCK = 0x5E6_0002
 
 
-#: Parameters of the scheduled runs: the daily RFM run reads only the window's orders (the
-#: lifetime figures are kept current per order by the re-evaluation queue).
+#: Parameters of the scheduled runs: the daily RFM run is incremental (docs/segment/rfm.md,
+#: "Full and daily runs"): it starts from the rows the re-evaluation queue keeps current.
 SCHEDULED_PARAMS: dict[str, dict[str, object]] = {"rfm": {"full": False}}
 
 

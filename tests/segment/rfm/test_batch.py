@@ -171,7 +171,7 @@ class TestQuantileBatch:
                 assert after[cid].lifecycle_changed_at == later
 
     async def test_the_daily_run_matches_a_full_run(self, session: AsyncSession) -> None:
-        # the daily run reads only the window's orders and keeps the stored lifetime figures
+        # the daily run starts from the stored rows (see also test_incremental.py)
         await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
         later, next_day = NOW + timedelta(days=1), AS_OF + timedelta(days=1)
         daily = await service.recompute(

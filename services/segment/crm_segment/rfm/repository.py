@@ -352,13 +352,27 @@ async def changed_since(session: AsyncSession, previous: Window, window: Window)
     """The customers to recompute from their orders when every stored row was exact for the
     ``previous`` batch's window (same length, ending no later than ``window``): those queued
     for re-evaluation because an input changed (or whose scheduled re-evaluation is due) and
-    not re-evaluated yet, and those with an order entering the window in between (placed after
-    the previous window's end: an order dated ahead of its arrival).
+    not re-evaluated yet, and those with an order entering the window in between that their
+    row does not count yet (placed after the end of the row's window: an order dated ahead of
+    its arrival).
 
     Orders that leave the window are handled by :func:`drop_left_orders`.
     """
     placed = ORD.c.placed_at
-    entering = select(ORD.c.root_external_id).where(placed >= previous.end, placed < window.end)
+    # an order placed after the end of the window a row was computed for is not in it (an
+    # order that arrived after the row was written queued its customer)
+    row_end = cast(
+        func.timezone("UTC", cast(SCORE.c.rfm_as_of + 1, DateTime)), DateTime(timezone=True)
+    )
+    entering = (
+        select(ORD.c.root_external_id)
+        .outerjoin(SCORE, SCORE.c.customer_external_id == ORD.c.root_external_id)
+        .where(
+            placed >= previous.end,
+            placed < window.end,
+            or_(SCORE.c.rfm_as_of.is_(None), placed >= row_end),
+        )
+    )
     queued = select(QUEUE.c.customer_external_id).where(
         or_(QUEUE.c.reason != "scheduled", QUEUE.c.due_at <= func.clock_timestamp())
     )

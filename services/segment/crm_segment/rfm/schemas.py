@@ -29,10 +29,11 @@ class RecomputeRequest(BaseModel):
     full: bool = Field(
         default=True,
         description=(
-            "Aggregate every order for the lifetime figures (first and last order, count, "
-            "revenue). The scheduled daily run sends false: it reads only the window's orders "
-            "and takes the lifetime figures from the stored scores, which every order change "
-            "already refreshes"
+            "Aggregate every order. The scheduled daily run sends false: it starts from the "
+            "stored scores, takes out the orders that left the window, recomputes the "
+            "customers still queued for re-evaluation and rescores everybody against the new "
+            "quantiles (a full run all the same when no batch ran in the last 7 days, the "
+            "window length changed or as_of is before today)"
         ),
     )
 
