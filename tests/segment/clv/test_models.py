@@ -200,6 +200,21 @@ class TestClv:
         spend = gamma_gamma.expected_average_value(GG, self.x, self.zbar)
         assert plain == pytest.approx(purchases * spend)
 
+    def test_is_the_discounted_sum_of_monthly_expected_purchases(self) -> None:
+        spend = gamma_gamma.expected_average_value(GG, self.x, self.zbar)
+        direct = np.zeros(3)
+        previous = np.zeros(3)
+        for month in range(1, 13):
+            cumulative = bgnbd.expected_purchases(
+                PARAMS, month * WEEKS_PER_MONTH, self.x, self.t_x, self.T
+            )
+            direct += (cumulative - previous) * spend / 1.01**month
+            previous = cumulative
+        clv = discounted_clv(
+            PARAMS, GG, self.x, self.t_x, self.T, self.zbar, monthly_discount_rate=0.01
+        )
+        assert clv == pytest.approx(direct, rel=1e-12)
+
     def test_bad_arguments(self) -> None:
         with pytest.raises(ValueError, match="months"):
             discounted_clv(PARAMS, GG, self.x, self.t_x, self.T, self.zbar, months=0)

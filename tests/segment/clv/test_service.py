@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_segment.clv import repository, service
+from crm_segment.clv import bgnbd, repository, service
 from crm_segment.clv.errors import FitFailed
 from crm_segment.clv.jobs import run_fit
+from crm_segment.clv.lifetime_value import discounted_clv
 from crm_segment.jobs import registry
 from crm_segment.models import CustomerScore, ModelFit, Order
 from tests.segment.clv.factories import add_customer, add_order, add_orders, order_row
@@ -127,9 +128,14 @@ class TestFitJob:
         scores = (await session.execute(select(CustomerScore))).scalars().all()
         assert len(scores) == 300
         for s in scores:
-            assert s.p_alive is not None and 0 < s.p_alive <= 1
+            # stored rounded: probabilities to 4 decimals, expected purchases to 3
+            assert s.p_alive is not None and 0 <= s.p_alive <= 1
+            assert s.p_alive == round(s.p_alive, 4)
+            assert s.churn_probability is not None
             assert s.churn_probability == pytest.approx(1 - s.p_alive)
+            assert s.churn_probability == round(s.churn_probability, 4)
             assert s.expected_purchases_90d is not None and s.expected_purchases_90d >= 0
+            assert s.expected_purchases_90d == round(s.expected_purchases_90d, 3)
             assert s.clv_12m_minor is not None and s.clv_12m_minor >= 0
             assert s.computed_at == NOW
         data = await service.calibration(session, None, NOW)
@@ -215,6 +221,105 @@ class TestPredictCustomers:
         )
         assert score is not None
         assert (score.p_alive, score.churn_probability, score.clv_12m_minor) == (None, None, None)
+
+
+class TestStoredPredictions:
+    async def scores(self, session: AsyncSession) -> dict[str, tuple[Any, ...]]:
+        rows = (
+            await session.execute(
+                select(
+                    CustomerScore.customer_external_id,
+                    CustomerScore.p_alive,
+                    CustomerScore.churn_probability,
+                    CustomerScore.expected_purchases_90d,
+                    CustomerScore.clv_12m_minor,
+                    CustomerScore.computed_at,
+                ).execution_options(populate_existing=True)
+            )
+        ).all()
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+    async def test_the_models_rounded(self, session: AsyncSession) -> None:
+        await add_orders(session, simulated_orders(200, seed=7))
+        await run_fit(session, {"now": NOW.isoformat()})
+        fits = {f.kind: f for f in await repository.latest_fits(session)}
+        bg, gg = service._bg_params(fits["bgnbd"]), service._gg_params(fits["gamma_gamma"])
+        later = NOW + 10 * DAY
+        await service.predict_customers(session, None, later)
+        data = await service.calibration(session, None, later)
+        alive = bgnbd.p_alive(bg, data.x, data.t_x, data.T)
+        expected = bgnbd.expected_purchases(bg, 90 / 7, data.x, data.t_x, data.T)
+        clv = discounted_clv(bg, gg, data.x, data.t_x, data.T, data.zbar)
+        scores = await self.scores(session)
+        for i, cid in enumerate(data.ids):
+            p, churn, e, value, _ = scores[cid]
+            assert p == round(float(alive[i]), 4)
+            assert churn == round(1 - p, 4)
+            assert e == round(float(expected[i]), 3)
+            assert abs(value - clv[i]) <= 0.5 + 1e-6
+
+    async def test_unchanged_rows_are_not_rewritten(self, session: AsyncSession) -> None:
+        await add_orders(session, simulated_orders(200, seed=8))
+        await run_fit(session, {"now": NOW.isoformat()})
+        before = await self.scores(session)
+        # the same UTC day: same x, t_x, T, so the same predictions
+        same_day = NOW + timedelta(hours=3)
+        await add_order(session, "sim-3", same_day - timedelta(hours=1), 7000)
+        assert await service.predict_customers(session, None, same_day) == 200
+        after = await self.scores(session)
+        assert after["sim-3"][-1] == same_day
+        assert after["sim-3"][:-1] != before["sim-3"][:-1]
+        unchanged = {cid for cid in after if after[cid][-1] == NOW}
+        assert unchanged == set(after) - {"sim-3"}
+        assert all(after[cid] == before[cid] for cid in unchanged)
+
+    async def test_one_customer_gets_what_the_batch_gives(self, session: AsyncSession) -> None:
+        await add_orders(session, simulated_orders(200, seed=9))
+        await run_fit(session, {"now": NOW.isoformat()})
+        later = NOW + 45 * DAY
+        await service.predict_customers(session, None, later)
+        batch = await self.scores(session)
+        await session.execute(
+            update(CustomerScore).values(
+                p_alive=None,
+                churn_probability=None,
+                expected_purchases_90d=None,
+                clv_12m_minor=None,
+            )
+        )
+        ids = ["sim-0", "sim-7", "sim-42", "sim-199"]
+        assert await service.predict_customers(session, ids, later + timedelta(hours=1)) == 4
+        single = await self.scores(session)
+        for cid in ids:
+            assert single[cid][:-1] == batch[cid][:-1]
+        assert all(single[cid][0] is None for cid in set(single) - set(ids))
+
+    async def test_everyone_clears_those_without_a_purchase(self, session: AsyncSession) -> None:
+        await add_orders(session, simulated_orders(200, seed=10))
+        await add_customer(session, "leaving")
+        await add_order(session, "leaving", NOW - 20 * DAY, 3000, order_id="leaving-1")
+        await add_order(session, "leaving", NOW - 5 * DAY, 3000, order_id="leaving-2")
+        await run_fit(session, {"now": NOW.isoformat()})
+        assert (await self.scores(session))["leaving"][0] is not None
+        await session.execute(
+            update(Order).where(Order.root_external_id == "leaving").values(status="cancelled")
+        )
+        assert await service.predict_customers(session, None, NOW) == 200
+        cleared = (await self.scores(session))["leaving"]
+        assert cleared == (None, None, None, None, NOW)
+
+    async def test_rows_are_created_for_customers_without_one(self, session: AsyncSession) -> None:
+        await add_orders(session, simulated_orders(200, seed=11))
+        await run_fit(session, {"now": NOW.isoformat()})
+        await session.execute(
+            delete(CustomerScore).where(CustomerScore.customer_external_id.in_(["sim-1", "sim-2"]))
+        )
+        later = NOW + 7 * DAY
+        await service.predict_customers(session, None, later)
+        scores = await self.scores(session)
+        assert len(scores) == 200
+        assert scores["sim-1"][0] is not None and scores["sim-1"][-1] == later
+        assert all(s[0] is not None for s in scores.values())
 
 
 class TestEndpoints:

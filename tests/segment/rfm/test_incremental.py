@@ -27,7 +27,7 @@ from tests.segment.rfm.factories import add_customer, add_order
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 WINDOW = 90  # short, so that orders leave it every day
-SEEDS = 4
+SEEDS = 16
 
 
 async def snapshot(session: AsyncSession, as_of: date) -> dict[str, tuple[Any, ...]]:
@@ -142,9 +142,9 @@ class Shop:
         due = list(
             (
                 await self.session.execute(
-                    select(EvaluationQueue.customer_external_id).where(
-                        EvaluationQueue.due_at <= now, EvaluationQueue.reason != "scheduled"
-                    )
+                    select(EvaluationQueue.customer_external_id)
+                    .where(EvaluationQueue.due_at <= now, EvaluationQueue.reason != "scheduled")
+                    .order_by(EvaluationQueue.customer_external_id)
                 )
             ).scalars()
         )

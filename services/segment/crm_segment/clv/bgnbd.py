@@ -170,18 +170,22 @@ def p_alive(params: BgNbdParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> 
     return result
 
 
-def expected_purchases(
-    params: BgNbdParams, t: float | ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+def expected_purchases_if_alive(
+    params: BgNbdParams, t: float | ArrayLike, x: ArrayLike, T: ArrayLike
 ) -> Array:
-    """Expected purchases in the next ``t`` time units given ``x, t_x, T`` (FHL 2005, eq. 10).
+    """Expected purchases in the next ``t`` time units of a customer who is still alive, given
+    ``x`` and ``T`` (``t_x`` only enters through :func:`p_alive`).
 
-    ``E[Y(t)] = (a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+t))^(r+x) * 2F1(r+x, b+x;
-    a+b+x-1; t/(alpha+T+t))] / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))``.
-    The power times the hypergeometric function is computed through Euler's transformation,
+    ``(a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+t))^(r+x) * 2F1(r+x, b+x; a+b+x-1;
+    t/(alpha+T+t))]`` (FHL 2005, eq. 10 without its ``P(alive)`` denominator). The power times
+    the hypergeometric function is computed through Euler's transformation,
     ``(1-z)^(r+x) 2F1(r+x, b+x; c; z) = (1-z)^(a-1) 2F1(a+b-1-r, a-1; c; z)``, whose
     parameters do not grow with ``x`` (the direct form overflows for frequent buyers).
     """
-    xs, txs, Ts = _arrays(x, t_x, T)
+    xs = np.asarray(x, dtype=np.float64)
+    Ts = np.asarray(T, dtype=np.float64)
+    if xs.shape != Ts.shape:
+        raise ValueError("x and T must have the same shape")
     ts = np.broadcast_to(np.asarray(t, dtype=np.float64), xs.shape)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     c = a + b + xs - 1.0
@@ -190,6 +194,21 @@ def expected_purchases(
     power_hyp = one_minus_z ** (a - 1.0) * special.hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
     if abs(a - 1.0) < 1e-9:
         a = 1.0 + 1e-9  # the limit a -> 1 is continuous; avoid dividing by zero
-    numerator = c / (a - 1.0) * (1.0 - power_hyp)
-    result: Array = numerator / (1.0 + _dropout_odds(params, xs, txs, Ts))
+    result: Array = c / (a - 1.0) * (1.0 - power_hyp)
+    return result
+
+
+def expected_purchases(
+    params: BgNbdParams, t: float | ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> Array:
+    """Expected purchases in the next ``t`` time units given ``x, t_x, T`` (FHL 2005, eq. 10).
+
+    ``E[Y(t)] = (a+b+x-1)/(a-1) * [1 - ((alpha+T)/(alpha+T+t))^(r+x) * 2F1(r+x, b+x;
+    a+b+x-1; t/(alpha+T+t))] / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))``, i.e.
+    :func:`expected_purchases_if_alive` divided by the same ``1 + odds`` as :func:`p_alive`.
+    """
+    xs, txs, Ts = _arrays(x, t_x, T)
+    result: Array = expected_purchases_if_alive(params, t, xs, Ts) / (
+        1.0 + _dropout_odds(params, xs, txs, Ts)
+    )
     return result

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_segment.clv import bgnbd, gamma_gamma, repository
 from crm_segment.clv.errors import FitFailed
-from crm_segment.clv.lifetime_value import discounted_clv
+from crm_segment.clv.lifetime_value import discounted_purchases_if_alive
 from crm_segment.config import settings
 from crm_segment.models import ModelFit
 
@@ -28,10 +28,15 @@ log = logging.getLogger(__name__)
 HORIZON_90D_WEEKS = 90 / 7
 #: Months of ``clv_12m_minor``.
 CLV_MONTHS = 12
-#: Customers predicted per statement when predicting everyone.
-CHUNK = 50_000
+#: Customers written per statement when predicting everyone.
+CHUNK = 250_000
 #: ``x, t_x, T`` are in weeks (the unit of the BG/NBD literature).
 DAYS_PER_WEEK = 7.0
+#: Stored precision: ``p_alive`` and ``churn_probability`` to 4 decimals,
+#: ``expected_purchases_90d`` to 3, ``clv_12m_minor`` in whole minor units. A row is rewritten
+#: only when one of them changes at this precision.
+PROBABILITY_DECIMALS = 4
+PURCHASES_DECIMALS = 3
 
 Array = NDArray[np.float64]
 
@@ -52,19 +57,22 @@ class Calibration:
         return len(self.ids)
 
 
+def _weeks(columns: repository.CalibrationColumns) -> Calibration:
+    return Calibration(
+        ids=columns.ids,
+        x=columns.x,
+        t_x=columns.t_x_days / DAYS_PER_WEEK,
+        T=columns.t_days / DAYS_PER_WEEK,
+        zbar=columns.zbar,
+    )
+
+
 async def calibration(
     session: AsyncSession, external_ids: Sequence[str] | None, now: datetime
 ) -> Calibration:
     """The calibration arrays of these root customers (``None`` = all) as of ``now``; see
     :func:`crm_segment.clv.repository.calibration` for the definitions."""
-    rows = await repository.calibration(session, external_ids, now)
-    return Calibration(
-        ids=[r.id for r in rows],
-        x=np.array([r.x for r in rows], dtype=np.float64),
-        t_x=np.array([r.t_x_days for r in rows], dtype=np.float64) / DAYS_PER_WEEK,
-        T=np.array([r.t_days for r in rows], dtype=np.float64) / DAYS_PER_WEEK,
-        zbar=np.array([r.zbar for r in rows], dtype=np.float64),
-    )
+    return _weeks(await repository.calibration(session, external_ids, now))
 
 
 async def fit_models(session: AsyncSession, now: datetime) -> dict[str, Any]:
@@ -151,15 +159,64 @@ def _finite(values: Array) -> Array:
     return np.where(bad, 0.0, values)
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """The four stored predictions of each customer of a :class:`Calibration`, rounded to
+    the stored precision (``PROBABILITY_DECIMALS``, ``PURCHASES_DECIMALS``, minor units)."""
+
+    p_alive: Array
+    churn: Array
+    expected_90d: Array
+    clv_minor: NDArray[np.int64]
+
+
+def predict(
+    bg: bgnbd.BgNbdParams, gg: gamma_gamma.GammaGammaParams, data: Calibration
+) -> Predictions:
+    """p_alive, churn probability, expected purchases in 90 days and the 12-month CLV.
+
+    The parts with ``hyp2f1`` (the purchases of a customer still alive, 13 horizons) depend on
+    ``x`` and ``T`` only and are computed once per distinct pair (``x`` is a count and ``T`` a
+    whole number of days, so a shop has far fewer pairs than customers); ``P(alive)`` and the
+    expected spend per customer."""
+    x, t_x, T = data.x, data.t_x, data.T
+    if len(data) == 0:
+        empty = np.zeros(0)
+        return Predictions(empty, empty, empty, np.zeros(0, dtype=np.int64))
+    days = np.rint(T * DAYS_PER_WEEK).astype(np.int64)
+    key = x.astype(np.int64) * (int(days.max()) + 1) + days
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    alive = bgnbd.p_alive(bg, x, t_x, T)
+    horizon = bgnbd.expected_purchases_if_alive(bg, HORIZON_90D_WEEKS, x[first], T[first])
+    discounted = discounted_purchases_if_alive(
+        bg,
+        x[first],
+        T[first],
+        months=CLV_MONTHS,
+        monthly_discount_rate=settings.clv_monthly_discount_rate,
+    )
+    spend = gamma_gamma.expected_average_value(gg, x, data.zbar)
+    expected = _finite(alive * horizon[inverse])
+    clv = _finite(alive * spend * discounted[inverse])
+    p_alive = np.round(alive, PROBABILITY_DECIMALS)
+    return Predictions(
+        p_alive=p_alive,
+        churn=np.round(1.0 - p_alive, PROBABILITY_DECIMALS),
+        expected_90d=np.round(np.maximum(expected, 0.0), PURCHASES_DECIMALS).astype(np.float64),
+        clv_minor=np.rint(np.maximum(clv, 0.0)).astype(np.int64),
+    )
+
+
 async def predict_customers(
     session: AsyncSession, external_ids: Sequence[str] | None, now: datetime
 ) -> int:
     """Write p_alive, churn probability, expected purchases and CLV of these root customers
-    (``None`` = every customer) from the latest fits; the number of rows written.
+    (``None`` = every customer) from the latest fits; the number of customers predicted.
 
     Only active customers with a qualifying order get predictions (BG/NBD is conditional on a
-    first purchase); customers of the batch that no longer have one get theirs cleared. Does
-    nothing before the first fit.
+    first purchase); customers of the batch that no longer have one get theirs cleared. Rows
+    whose stored values are already the new ones (at the stored precision) are not rewritten.
+    Does nothing before the first fit.
     """
     bg_fit = await repository.latest_fit(session, "bgnbd")
     gg_fit = await repository.latest_fit(session, "gamma_gamma")
@@ -168,31 +225,29 @@ async def predict_customers(
     if external_ids is not None and not external_ids:
         return 0
     bg, gg = _bg_params(bg_fit), _gg_params(gg_fit)
-    data = await calibration(session, external_ids, now)
-    for start in range(0, len(data), CHUNK):
-        part = slice(start, start + CHUNK)
-        x, t_x, T, zbar = data.x[part], data.t_x[part], data.T[part], data.zbar[part]
-        alive = bgnbd.p_alive(bg, x, t_x, T)
-        expected = _finite(bgnbd.expected_purchases(bg, HORIZON_90D_WEEKS, x, t_x, T))
-        clv = _finite(
-            discounted_clv(
-                bg,
-                gg,
-                x,
-                t_x,
-                T,
-                zbar,
-                months=CLV_MONTHS,
-                monthly_discount_rate=settings.clv_monthly_discount_rate,
+    given = await repository.prediction_input(session, external_ids, now)
+    data = _weeks(given.calibration)
+    new = predict(bg, gg, data)
+    # NaN (a NULL stored) differs from everything
+    changed = (
+        (given.p_alive != new.p_alive)
+        | (given.expected_90d != new.expected_90d)
+        | (given.clv_minor != new.clv_minor)
+    )
+    for rows, write in (
+        (np.flatnonzero(changed & given.stored), repository.write_predictions),
+        (np.flatnonzero(~given.stored), repository.insert_predictions),
+    ):
+        for start in range(0, len(rows), CHUNK):
+            part = rows[start : start + CHUNK]
+            await write(
+                session,
+                [data.ids[i] for i in part.tolist()],
+                new.p_alive[part].tolist(),
+                new.churn[part].tolist(),
+                new.expected_90d[part].tolist(),
+                new.clv_minor[part].tolist(),
+                now,
             )
-        )
-        await repository.write_predictions(
-            session,
-            data.ids[part],
-            alive.tolist(),
-            np.maximum(expected, 0.0).tolist(),
-            np.rint(np.maximum(clv, 0.0)).astype(np.int64).tolist(),
-            now,
-        )
-    await repository.clear_stale_predictions(session, external_ids, now)
+    await repository.clear_predictions(session, given.stale, now)
     return len(data)
