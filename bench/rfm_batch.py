@@ -7,22 +7,29 @@ loaded with ``INSERT ... SELECT generate_series`` and analysed.
 
 Measured, in the same run and on the same rows, ``--rounds`` daily runs: the first (every row
 is written), then "day +1", "day +2", ... (``as_of`` and the clock one day later each time, as
-the scheduled daily run: every recency grows by a day, so RFM metrics change for everyone):
+the scheduled daily run: every recency grows by a day). Before each next-day run (not timed) a
+day of the shop happens: a 730th of the orders arrive (placed during the day), a tenth as many
+older orders are cancelled or refunded, and their customers are queued for re-evaluation as
+the projections queue them; then the evaluator's refresh (``crm_segment.scores.service.
+refresh_customers``, as the worker runs it within seconds of each change) processes them, in
+batches, and the queue is emptied. With ``--unprocessed`` they stay queued, the worst case for
+the batch, which must then recompute them from their orders itself.
 
 1. Baseline: one plain aggregate of the orders per customer, what any RFM needs at least:
    ``SELECT customer, max(placed_at), count(*), sum(total_minor - refunded_minor) FROM order
    WHERE <qualifying, in the window> GROUP BY customer``, its result written to an unlogged
    table (the batch writes its result too).
 2. The RFM job exactly as the worker runs it (``crm_segment.rfm.jobs.run_rfm``, i.e.
-   ``crm_segment.rfm.service.recompute``), in one transaction, with its parts timed:
-   the RFM statement (``crm_segment.rfm.repository.write_scores``: metrics, quantile scores
-   with ties kept together, groups, lifetime aggregates and lifecycle written to
-   ``customer_score``, changed customers queued for re-evaluation), the CLV predictions of
-   everybody (stand-in BG/NBD and Gamma-Gamma fits are stored first, so they run) and the
-   value score of everybody; and the whole job, commit included.
+   ``crm_segment.rfm.service.recompute`` with ``full=False``: the first run is full, the next
+   ones incremental), in one transaction, with its parts timed: **RFM** (every statement of
+   ``crm_segment.rfm.repository`` the run makes: metrics, quantile scores with ties kept
+   together, groups, lifetime aggregates and lifecycle written to ``customer_score``, changed
+   customers queued for re-evaluation, boundaries stored), the CLV predictions of everybody
+   (stand-in BG/NBD and Gamma-Gamma fits are stored first, so they run) and the value score of
+   everybody; and the whole job, commit included.
 
-It prints seconds for each and the ratios statement / baseline and job / baseline (goal ≤ 2),
-for the first run and the median of the next-day runs.
+It prints seconds for each and the ratios RFM / baseline and job / baseline (goal ≤ 2), for
+the first run and the median of the next-day runs.
 
 Embedded PostgreSQL (fsync on) unless ``DATABASE_URL`` is set; a database ``crm_bench_<hex>``
 is created and dropped. Usage: ``.venv/bin/python bench/rfm_batch.py --customers 100000
@@ -83,6 +90,46 @@ LOAD = [
     """,
     "ANALYZE segment.customer",
     'ANALYZE segment."order"',
+    "SELECT customer_external_id FROM segment.evaluation_queue ORDER BY 1",
+]
+
+#: A day of the shop before a next-day run: new orders placed during the day ($2 of them, for
+#: customers drawn like the load's), older orders cancelled or refunded ($3), their customers
+#: queued as the projections queue them. $1 customers, $4 the day's end (the run's clock).
+DAY = [
+    "DELETE FROM segment.evaluation_queue",
+    """
+    WITH new AS (
+        INSERT INTO segment."order" (order_external_id, order_id, customer_external_id,
+                                     root_external_id, placed_at, currency, total_minor,
+                                     discount_minor, refunded_minor, fully_refunded, status)
+        SELECT 'o' || gen_random_uuid(), gen_random_uuid(), c, c,
+               $4::timestamptz - make_interval(secs => (random() * 86400)::int),
+               'EUR', (500 + floor(random() * 20000))::bigint, 0, 0, false, 'paid'
+        FROM (
+            SELECT 'c' || lpad((1 + floor($1::int * power(random(), 3)))::int::text, 8, '0') AS c
+            FROM generate_series(1, $2::int)
+        ) s
+        RETURNING root_external_id
+    ),
+    picked AS (
+        SELECT order_external_id FROM segment."order" TABLESAMPLE SYSTEM (1)
+        WHERE status <> 'cancelled' AND NOT fully_refunded LIMIT $3::int
+    ),
+    changed AS (
+        UPDATE segment."order" o
+        SET status = CASE WHEN random() < 0.5 THEN 'cancelled' ELSE o.status END,
+            refunded_minor = o.total_minor / 2
+        FROM picked WHERE o.order_external_id = picked.order_external_id
+        RETURNING o.root_external_id
+    )
+    INSERT INTO segment.evaluation_queue (customer_external_id, due_at, reason)
+    SELECT DISTINCT id, $4::timestamptz, 'input'
+    FROM (SELECT root_external_id FROM new UNION SELECT root_external_id FROM changed) AS t(id)
+    ON CONFLICT DO NOTHING
+    """,
+    'ANALYZE segment."order"',
+    "SELECT customer_external_id FROM segment.evaluation_queue ORDER BY 1",
 ]
 
 BASELINE = """
@@ -108,6 +155,33 @@ async def load(url: str, customers: int, orders: int, now: datetime) -> float:
         return time.perf_counter() - start
     finally:
         await conn.close()
+
+
+async def shop_day(
+    url: str, database: Database, customers: int, orders: int, end: datetime, process: bool
+) -> int:
+    """A day of the shop (see ``DAY``) ending at ``end``, its queue processed by the
+    evaluator's refresh unless ``process`` is false; the customers queued."""
+    from crm_segment.scores.service import refresh_customers
+
+    conn = await asyncpg.connect(_plain(url))
+    try:
+        await conn.execute(DAY[0])
+        status = await conn.execute(DAY[1], customers, orders // 730, orders // 7300, end)
+        await conn.execute(DAY[2])
+        queued = [r[0] for r in await conn.fetch(DAY[3])]
+    finally:
+        await conn.close()
+    if process:
+        for start in range(0, len(queued), 1000):
+            async with database.unit_of_work() as session:
+                await refresh_customers(session, queued[start : start + 1000], end)
+        conn = await asyncpg.connect(_plain(url))
+        try:
+            await conn.execute(DAY[0])
+        finally:
+            await conn.close()
+    return int(status.split()[-1])
 
 
 async def baseline(url: str, as_of: date, window_days: int) -> float:
@@ -154,8 +228,10 @@ class Run:
 
     label: str
     baseline: float = 0.0
-    #: The one RFM statement (``crm_segment.rfm.repository.write_scores``).
-    statement: float = 0.0
+    #: Every statement of ``crm_segment.rfm.repository`` the run makes.
+    rfm: float = 0.0
+    #: Customers queued by the day before the run (see ``DAY``).
+    queued_before: int = 0
     #: ``crm_segment.clv.service.predict_customers(None)``.
     predictions: float = 0.0
     #: ``crm_segment.value.service.score_customers(None)``.
@@ -163,29 +239,40 @@ class Run:
     #: The whole job, commit included.
     job: float = 0.0
     result: dict[str, Any] = field(default_factory=dict)
+    #: Seconds per ``crm_segment.rfm.repository`` function.
+    parts: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         """The run as one report line."""
         r = self.result
         return (
-            f"  {self.label:<10} GROUP BY {self.baseline:6.2f} s | RFM statement "
-            f"{self.statement:6.2f} s (×{self.statement / self.baseline:4.2f}) | predictions "
+            f"  {self.label:<10} GROUP BY {self.baseline:6.2f} s | RFM "
+            f"{self.rfm:6.2f} s (×{self.rfm / self.baseline:4.2f}) | predictions "
             f"{self.predictions:6.2f} s | value score {self.value:6.2f} s | whole job "
             f"{self.job:6.2f} s (×{self.job / self.baseline:4.2f})\n"
-            f"  {'':<10} rows written: RFM {r['rows_written']:,}, value {r['value_scored']:,}; "
-            f"queued {r['enqueued']:,}; predicted {r['clv_predicted']:,}"
+            f"  {'':<10} {'full' if r['full'] else 'incremental'}: the day queued "
+            f"{self.queued_before:,}; recomputed from orders {r['customers_recomputed']:,}, "
+            f"adjusted for orders leaving the window {r['customers_adjusted']:,}; "
+            f"rows written: RFM {r['rows_written']:,}, value {r['value_scored']:,}; "
+            f"queued {r['enqueued']:,}; predicted {r['clv_predicted']:,}\n"
+            f"  {'':<10} RFM parts: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in self.parts.items() if v >= 0.005)
         )
 
 
 def timed(run: Run, attribute: str, function: Callable[..., Awaitable[Any]]) -> Any:
-    """``function`` adding its seconds to ``run.<attribute>``."""
+    """``function`` adding its seconds to ``run.<attribute>`` (and, for RFM, its part)."""
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
             return await function(*args, **kwargs)
         finally:
-            setattr(run, attribute, getattr(run, attribute) + time.perf_counter() - start)
+            took = time.perf_counter() - start
+            setattr(run, attribute, getattr(run, attribute) + took)
+            if attribute == "rfm":
+                name = function.__name__
+                run.parts[name] = run.parts.get(name, 0.0) + took
 
     return wrapper
 
@@ -198,7 +285,18 @@ async def batch(database: Database, run: Run, as_of: date, window_days: int, now
     from crm_segment.value import service as value_service
 
     patches = [
-        (repository, "write_scores", "statement"),
+        *(
+            (repository, name, "rfm")
+            for name in (
+                "load_boundaries",
+                "set_work_mem",
+                "write_scores",
+                "changed_since",
+                "current_stats",
+                "rescore",
+                "save_boundaries",
+            )
+        ),
         (clv_service, "predict_customers", "predictions"),
         (value_service, "score_customers", "value"),
     ]
@@ -247,21 +345,30 @@ async def run(args: argparse.Namespace) -> None:
             for i in range(args.rounds):
                 day = timedelta(days=i)
                 current = Run("first run" if i == 0 else f"day +{i}")
+                if i:
+                    current.queued_before = await shop_day(
+                        url,
+                        database,
+                        args.customers,
+                        args.orders,
+                        now + day,
+                        not args.unprocessed,
+                    )
                 current.baseline = await baseline(url, as_of + day, args.window_days)
                 await batch(database, current, as_of + day, args.window_days, now + day)
                 runs.append(current)
                 print(current.line(), flush=True)
             first = runs[0]
             print(
-                f"  first run (every row written): RFM statement "
-                f"×{first.statement / first.baseline:.2f}, whole job ×{first.job / first.baseline:.2f}"
+                f"  first run (full, every row written): RFM ×{first.rfm / first.baseline:.2f}, "
+                f"whole job ×{first.job / first.baseline:.2f}"
             )
             if len(runs) > 1:
                 later = runs[1:]
-                statement = statistics.median(r.statement / r.baseline for r in later)
+                rfm = statistics.median(r.rfm / r.baseline for r in later)
                 job = statistics.median(r.job / r.baseline for r in later)
                 print(
-                    f"  next-day runs (median of {len(later)}): RFM statement ×{statement:.2f}, "
+                    f"  next-day runs (median of {len(later)}): RFM ×{rfm:.2f}, "
                     f"whole job ×{job:.2f} (goal ≤ 2)"
                 )
         finally:
@@ -277,6 +384,11 @@ def main() -> None:
     parser.add_argument("--window-days", type=int, default=365)
     parser.add_argument(
         "--rounds", type=int, default=3, help="daily runs: the first, then day +1, +2, ..."
+    )
+    parser.add_argument(
+        "--unprocessed",
+        action="store_true",
+        help="leave the day's queued customers to the batch (the evaluator did not run)",
     )
     parser.add_argument(
         "--no-fsync", action="store_true", help="embedded PostgreSQL without fsync (as the tests)"
