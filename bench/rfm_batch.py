@@ -292,6 +292,7 @@ async def batch(database: Database, run: Run, as_of: date, window_days: int, now
                 "set_work_mem",
                 "write_scores",
                 "changed_since",
+                "drop_left_orders",
                 "current_stats",
                 "rescore",
                 "save_boundaries",
