@@ -10,6 +10,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Column, ForeignKey, Index, Integer, Table, Text, UniqueConstraint, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from crm_common.app import create_service_app
@@ -127,6 +128,53 @@ class TestCreateEngine:
             async with engine.connect() as conn:
                 name = await conn.scalar(text("SELECT current_setting('application_name')"))
             assert name == "dbtest-worker"
+        finally:
+            await engine.dispose()
+
+
+async def terminate(crm_runtime: TestRuntime, pid: int) -> None:
+    """End backend ``pid`` from another connection, as a restart or an idle timeout would."""
+    engine = create_engine(db_settings(crm_runtime))
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await engine.dispose()
+
+
+class TestClosedConnections:
+    async def test_a_connection_closed_while_pooled_is_not_handed_out(
+        self, crm_runtime: TestRuntime
+    ) -> None:
+        engine = create_engine(db_settings(crm_runtime, db_pool_size=1, db_max_overflow=0))
+        try:
+            async with engine.connect() as conn:
+                pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+                driver = (await conn.get_raw_connection()).driver_connection
+            await terminate(crm_runtime, pid)
+            for _ in range(250):  # asyncpg notices the server's goodbye while idle
+                if driver.is_closed():
+                    break
+                await asyncio.sleep(0.02)
+            assert driver.is_closed()
+            async with engine.connect() as conn:
+                assert await conn.scalar(text("SELECT pg_backend_pid()")) != pid
+        finally:
+            await engine.dispose()
+
+    async def test_a_connection_broken_in_use_fails_once_then_the_pool_reconnects(
+        self, crm_runtime: TestRuntime
+    ) -> None:
+        engine = create_engine(db_settings(crm_runtime, db_pool_size=1, db_max_overflow=0))
+        try:
+            async with engine.connect() as conn:
+                pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+                await terminate(crm_runtime, pid)
+                with pytest.raises(DBAPIError) as failure:
+                    await conn.execute(text("SELECT 1"))
+            assert failure.value.connection_invalidated
+            async with engine.connect() as conn:
+                assert await conn.scalar(text("SELECT pg_backend_pid()")) != pid
         finally:
             await engine.dispose()
 

@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_common.broker import ensure_stream
@@ -93,6 +95,53 @@ class TestEnqueue:
         assert first.headers["ce-specversion"] == "1.0"
         assert first.data == b'{"note":"0"}'
         await sub.unsubscribe()
+
+    async def test_enqueue_many_on_the_driver_stores_the_rows_enqueue_many_does(
+        self, plumbing_db, token
+    ):
+        subject = f"crm.plumbing.{token}.happened"
+        traced = sample_event(subject, "traced")
+        traced.trace_headers = {"traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}
+        events = [sample_event(subject, "plain"), traced]
+        twins = [replace(e, id=uuid.uuid4()) for e in events]
+        async with plumbing_db.unit_of_work() as session:
+            await outbox.enqueue_many(session, events)
+            driver = (await (await session.connection()).get_raw_connection()).driver_connection
+            await outbox.enqueue_many_on(driver, twins)
+            await outbox.enqueue_many_on(driver, [])
+        t = outbox_table
+        columns = [c for c in t.c if c.name not in ("seq", "id", "created_at")]
+        async with plumbing_db.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.c.id, *columns).where(t.c.subject == subject).order_by(t.c.seq)
+                )
+            ).all()
+            await conn.execute(delete(t).where(t.c.subject == subject))  # the relays' tests count
+        assert [r[0] for r in rows] == [e.id for e in [*events, *twins]]
+        stored = [tuple(r[1:]) for r in rows]
+        assert stored[2:] == stored[:2]
+        assert stored[1][-1] == traced.trace_headers
+        assert stored[0][-1] == {}
+
+    async def test_enqueue_many_on_the_driver_is_rolled_back_with_the_transaction(
+        self, plumbing_db, token
+    ):
+        subject = f"crm.plumbing.{token}.happened"
+        async with plumbing_db.sessionmaker() as session:
+            await session.execute(select(1))
+            driver = (await (await session.connection()).get_raw_connection()).driver_connection
+            await outbox.enqueue_many_on(driver, [sample_event(subject)])
+            assert (
+                await session.scalar(
+                    select(func.count())
+                    .select_from(outbox_table)
+                    .where(outbox_table.c.subject == subject)
+                )
+                == 1
+            )
+            await session.rollback()
+        assert await pending_rows(plumbing_db, subject) == 0
 
 
 class TestRelayCrash:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,20 +43,38 @@ def make_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
+def _refuse_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Pool ``checkout`` hook: a connection its driver knows to be closed is replaced.
+
+    asyncpg reads its socket while the connection idles in the pool, so a backend that was
+    terminated, timed out or restarted is marked closed before it is handed out; SQLAlchemy
+    then discards it and checks out another (a fresh one when none is left).
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the pooled connection was closed by the server")
+
+
 def create_engine(
     settings: DatabaseSettings, *, application_name: str | None = None
 ) -> AsyncEngine:
-    """Create the asyncpg engine with a bounded pool and pre-ping."""
-    return create_async_engine(
+    """Create the asyncpg engine with a bounded pool that never hands out a closed connection.
+
+    No pre-ping: it cost a ``BEGIN`` / ``;`` / ``ROLLBACK`` on every checkout (bench/README.md),
+    and a connection closed by the server is already known to asyncpg (``_refuse_closed``). One
+    that breaks while in use fails its statement; SQLAlchemy sees the disconnect and invalidates
+    the pool's connections, so the following checkouts connect afresh.
+    """
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
         echo=settings.db_echo,
         connect_args={
             "server_settings": {"application_name": application_name or settings.service_name}
         },
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
 
 
 @dataclass

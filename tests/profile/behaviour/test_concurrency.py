@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from crm_common.testing import asgi_client
-from crm_profile.database import driver_connection
+from crm_profile.database import driver_connection, lines
 from crm_profile.models import BehaviourEvent, Customer
 from tests.conftest import ADMIN_HEADERS
 from tests.profile.behaviour.conftest import event
@@ -50,3 +51,60 @@ class TestDriverConnection:
             assert driver.is_in_transaction()
             await session.rollback()
             assert not driver.is_in_transaction()
+
+    async def test_its_writes_commit_and_roll_back_with_the_session(self, database):
+        kept, dropped = (f"c-driver-{uuid.uuid4().hex[:8]}" for _ in range(2))
+        for external_id, commit in ((kept, True), (dropped, False)):
+            async with database.sessionmaker() as session:
+                driver = await driver_connection(session)
+                await driver.execute(
+                    "INSERT INTO profile.customer (id, external_id, status, attributes)"
+                    " VALUES ($1, $2, 'active', '{}')",
+                    uuid.uuid4(),
+                    external_id,
+                )
+                await (session.commit() if commit else session.rollback())
+        async with database.sessionmaker() as session:
+            stored = await session.scalars(
+                select(Customer.external_id).where(Customer.external_id.in_([kept, dropped]))
+            )
+            assert list(stored) == [kept]
+
+    async def test_each_transaction_of_a_session_gets_its_own(self, database):
+        kept, dropped = (f"c-driver-{uuid.uuid4().hex[:8]}" for _ in range(2))
+        insert = (
+            "INSERT INTO profile.customer (id, external_id, status, attributes)"
+            " VALUES ($1, $2, 'active', '{}')"
+        )
+        async with database.sessionmaker() as session:
+            first = await driver_connection(session)
+            assert await driver_connection(session) is first
+            await first.execute(insert, uuid.uuid4(), kept)
+            await session.commit()
+            assert not first.is_in_transaction()
+            second = await driver_connection(session)
+            assert second.is_in_transaction()
+            await second.execute(insert, uuid.uuid4(), dropped)
+            await session.rollback()
+        async with database.sessionmaker() as session:
+            stored = await session.scalars(
+                select(Customer.external_id).where(Customer.external_id.in_([kept, dropped]))
+            )
+            assert list(stored) == [kept]
+
+
+class TestLines:
+    async def test_a_list_parameter_as_one_text(self, database):
+        async with database.sessionmaker() as session:
+            driver = await driver_connection(session)
+            for values in (["a"], ["a", "b,c", "d e"], []):
+                assert (
+                    await driver.fetchval(
+                        "SELECT coalesce(string_to_array($1, E'\\n'), '{}')", lines(values)
+                    )
+                    == values
+                )
+
+    def test_refuses_a_value_holding_a_newline(self):
+        with pytest.raises(ValueError, match="newline"):
+            lines(["a", "b\nc"])

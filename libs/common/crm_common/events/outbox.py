@@ -14,8 +14,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import nats.errors
 import nats.js.errors
+import orjson
 from nats.js import JetStreamContext
 from sqlalchemy import (
     BigInteger,
@@ -63,17 +65,26 @@ def make_outbox_table(metadata: MetaData) -> Table:
     )
 
 
+#: The columns an enqueued event fills, in the order of :func:`_values`.
+_COLUMNS = ("id", "subject", "type", "source", "subject_id", "time", "payload", "trace")
+
+
+def _values(envelope: Envelope, trace: dict[str, str]) -> tuple[Any, ...]:
+    """The outbox row of ``envelope``, column by column (``_COLUMNS``)."""
+    return (
+        envelope.id,
+        envelope.subject,
+        envelope.type,
+        envelope.source,
+        envelope.subject_id,
+        envelope.time,
+        envelope.body(),
+        envelope.trace_headers or trace,
+    )
+
+
 def _row(envelope: Envelope, trace: dict[str, str]) -> dict[str, Any]:
-    return {
-        "id": envelope.id,
-        "subject": envelope.subject,
-        "type": envelope.type,
-        "source": envelope.source,
-        "subject_id": envelope.subject_id,
-        "time": envelope.time,
-        "payload": envelope.body(),
-        "trace": envelope.trace_headers or trace,
-    }
+    return dict(zip(_COLUMNS, _values(envelope, trace), strict=True))
 
 
 def _headers(row: Any) -> dict[str, str]:
@@ -96,6 +107,10 @@ class Outbox:
     def __init__(self, table: Table) -> None:
         """Wrap the service's outbox table."""
         self.table = table
+        placeholders = ", ".join(f"${i}" for i in range(1, len(_COLUMNS) + 1))
+        self._driver_insert = (
+            f"INSERT INTO {table.fullname} ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
+        )
 
     async def enqueue(self, session: AsyncSession, event: Envelope) -> None:
         """Add ``event`` to the caller's transaction; it is published only if that commits."""
@@ -106,6 +121,23 @@ class Outbox:
         if events:
             trace = current_trace_headers()
             await session.execute(insert(self.table), [_row(e, trace) for e in events])
+
+    async def enqueue_many_on(
+        self, connection: asyncpg.Connection, events: Sequence[Envelope]
+    ) -> None:
+        """:meth:`enqueue_many` on the asyncpg connection of the caller's transaction.
+
+        For bulk writers already working on the driver: SQLAlchemy's compilation and parameter
+        processing cost more CPU than the ``INSERT`` of a large payload itself. The rows are the
+        same (the trace headers sent as JSON text, which the ``jsonb`` column parses).
+        """
+        if events:
+            trace = current_trace_headers()
+            rows = []
+            for event in events:
+                *values, headers = _values(event, trace)
+                rows.append((*values, orjson.dumps(headers).decode()))
+            await connection.executemany(self._driver_insert, rows)
 
 
 class OutboxRelay:

@@ -10,7 +10,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_profile.database import driver_connection
+from crm_profile.database import driver_connection, lines
 
 #: Columns of one stored event, in the order of :data:`EventRow`.
 COLUMNS = (
@@ -59,8 +59,8 @@ _INSERT = text(
 )
 
 _ANONYMOUS = (
-    "SELECT value, customer_id FROM profile.customer_identity "
-    "WHERE kind = 'anonymous_id' AND value = ANY($1::text[])"
+    "SELECT array_agg(value), array_agg(customer_id) FROM profile.customer_identity "
+    "WHERE kind = 'anonymous_id' AND value = ANY(string_to_array($1, E'\\n'))"
 )
 
 
@@ -76,7 +76,8 @@ class BehaviourRepository:
         if not anonymous_ids:
             return {}
         driver = await driver_connection(self.session)
-        return dict(await driver.fetch(_ANONYMOUS, list(anonymous_ids)))
+        values, customer_ids = await driver.fetchrow(_ANONYMOUS, lines(anonymous_ids))
+        return dict(zip(values, customer_ids, strict=True)) if values else {}
 
     async def add_new(self, rows: Sequence[EventRow]) -> Sequence[str]:
         """Store the rows whose ``event_id`` is new; the ids stored (all of them, usually).

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 import msgspec
@@ -39,6 +40,7 @@ from crm_profile.behaviour.schemas import (
 )
 from crm_profile.config import settings
 from crm_profile.customers.service import ensure_many
+from crm_profile.database import driver_connection
 from crm_profile.events import INTERACTION_RECORDED
 from crm_profile.models import outbox
 
@@ -238,7 +240,8 @@ async def _store(
     views, rows = _views_and_rows(events, customers, linked)
     # Sorted by event id (each row's first field), so concurrent batches sharing ids take
     # their index locks in the same order.
-    inserted = await repo.add_new(sorted(rows))
+    rows.sort(key=itemgetter(0))
+    inserted = await repo.add_new(rows)
     if len(inserted) == len(views):
         return views
     new = set(inserted)
@@ -255,12 +258,15 @@ def _isoformat(sent: str, occurred_at: datetime) -> str:
 
     ``sent`` matched ``fastpath``'s pattern: a fraction of 1-6 digits or none, then ``Z`` or an
     offset. ``isoformat`` writes 6 digits, none when they are all 0, and ``+00:00`` for ``Z`` and
-    ``-00:00``; any other form is formatted from the datetime.
+    ``-00:00``; any other form is formatted from the datetime. The usual one is ``sent`` itself.
     """
     if sent[-1] == "Z":
         core, offset = sent[:-1], "+00:00"
     elif sent[-6] == "+" or sent[-5:] != "00:00":
-        core, offset = sent[:-6], sent[-6:]
+        size = len(sent)
+        if size == 25 or (size == 32 and sent[20:26] != "000000"):
+            return sent
+        return occurred_at.isoformat()
     else:
         return occurred_at.isoformat()
     if len(core) == 19 or (len(core) == 26 and core[20:] != "000000"):
@@ -311,19 +317,8 @@ _DERIVED: dict[type[fastpath.Event], Callable[[View, Any], None]] = {
 }
 
 
-def _view(event: fastpath.Event, occurred_at: datetime) -> View:
-    """The published view of ``event``: its ids, time, and what its type contributes."""
-    view = View(
-        event_id=event.event_id,
-        type=event.__struct_config__.tag,  # type: ignore[arg-type]
-        customer_external_id=event.customer_external_id,
-        anonymous_id=event.anonymous_id,
-        occurred_at=_isoformat(event.occurred_at, occurred_at),
-    )
-    derive = _DERIVED.get(type(event))
-    if derive is not None:
-        derive(view, event.properties)
-    return view
+#: The ``type`` of each event struct.
+_TYPES: dict[type[fastpath.Event], str] = {cls: tag for tag, cls in fastpath.BY_TYPE.items()}
 
 
 def _views_and_rows(
@@ -331,14 +326,28 @@ def _views_and_rows(
     customers: dict[str, uuid.UUID],
     linked: dict[str, uuid.UUID],
 ) -> tuple[list[View], list[EventRow]]:
-    """Each event's view and stored row; ``customer_id`` is the row it arrived for."""
+    """Each event's view and stored row; ``customer_id`` is the row it arrived for.
+
+    One loop with the view built inline: at 1,000 events a function call less per event shows.
+    """
     views = []
     rows: list[EventRow] = []
+    encode = _ENCODE
     for event, occurred_at in events:
-        view = _view(event, occurred_at)
-        external_id = view.customer_external_id
-        anonymous_id = view.anonymous_id
+        cls = type(event)
+        external_id = event.customer_external_id
+        anonymous_id = event.anonymous_id
         properties = event.properties
+        view = View(
+            event_id=event.event_id,
+            type=_TYPES[cls],
+            customer_external_id=external_id,
+            anonymous_id=anonymous_id,
+            occurred_at=_isoformat(event.occurred_at, occurred_at),
+        )
+        derive = _DERIVED.get(cls)
+        if derive is not None:
+            derive(view, properties)
         views.append(view)
         rows.append(
             (
@@ -351,7 +360,7 @@ def _views_and_rows(
                 view.sku,
                 view.category,
                 view.value_minor,
-                _NO_PROPERTIES if properties is UNSET else _ENCODE(properties).decode(),
+                _NO_PROPERTIES if properties is UNSET else encode(properties).decode(),
             )
         )
     return views, rows
@@ -371,7 +380,7 @@ async def _announce(session: AsyncSession, views: list[View]) -> None:
             pending += [chunk[half:], chunk[:half]]
         else:
             envelopes.append(envelope)
-    await outbox.enqueue_many(session, envelopes)
+    await outbox.enqueue_many_on(await driver_connection(session), envelopes)
 
 
 @dataclass

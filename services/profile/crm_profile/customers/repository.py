@@ -9,7 +9,7 @@ from sqlalchemy import ARRAY, Text, Uuid, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from crm_common.repository import Page, RepositoryBase
-from crm_profile.database import driver_connection
+from crm_profile.database import driver_connection, lines
 from crm_profile.models import Customer, CustomerTag
 
 #: Every customer whose merge chain ends at ``:survivor`` (the survivor included).
@@ -28,6 +28,11 @@ _GROUP = text(
 
 _BY_EXTERNAL_IDS = (
     "SELECT external_id, id, status FROM profile.customer WHERE external_id = ANY($1::text[])"
+)
+#: Two arrays in one row: decoding them costs the client about a third less than 1,000 rows.
+_LIVE_BY_EXTERNAL_IDS = (
+    "SELECT array_agg(external_id), array_agg(id) FROM profile.customer "
+    "WHERE external_id = ANY(string_to_array($1, E'\\n')) AND status <> 'erased'"
 )
 
 
@@ -112,6 +117,16 @@ class CustomerRepository(RepositoryBase[Customer]):
         driver = await driver_connection(self.session)
         rows = await driver.fetch(_BY_EXTERNAL_IDS, list(external_ids))
         return {external_id: (id_, status) for external_id, id_, status in rows}
+
+    async def live_ids_by_external_id(self, external_ids: Collection[str]) -> dict[str, uuid.UUID]:
+        """``external_id → id`` of the rows among ``external_ids`` that are not erased (one query).
+
+        The intake's look-up of up to 1,000 ids per request, on the driver (bench/README.md).
+        """
+        await self.session.flush()  # the driver does not autoflush
+        driver = await driver_connection(self.session)
+        found, ids = await driver.fetchrow(_LIVE_BY_EXTERNAL_IDS, lines(external_ids))
+        return dict(zip(found, ids, strict=True)) if found else {}
 
     async def create_bare(self, external_ids: Sequence[str]) -> list[Customer]:
         """Insert a bare active customer per id in one statement; the rows it created.

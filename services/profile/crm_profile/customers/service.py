@@ -211,21 +211,26 @@ async def ensure_many(session: AsyncSession, external_ids: Collection[str]) -> d
     """``ensure`` for a whole intake batch: the id of the row each external id names.
 
     That is the row's own id, not its survivor's: events keep the customer they arrived for.
-    Unknown ids are created bare in one statement, each announced as created (one round trip
-    for all announcements); an erased id starts over through :func:`ensure`.
+    Usually every id is known and this is one query. Unknown ids are created bare in one
+    statement, each announced as created (one round trip for all announcements); an erased id
+    starts over through :func:`ensure`.
     """
     repo = CustomerRepository(session)
-    found = await repo.rows_by_external_id(external_ids)
-    ids = {external_id: id_ for external_id, (id_, status) in found.items() if status != "erased"}
-    missing = [e for e in external_ids if e not in found]
-    if missing:
-        created = await repo.create_bare(missing)
+    ids = await repo.live_ids_by_external_id(external_ids)
+    if len(ids) == len(external_ids):
+        return ids
+    missing = [e for e in external_ids if e not in ids]
+    found = await repo.rows_by_external_id(missing)  # erased, or created meanwhile
+    ids.update((e, id_) for e, (id_, status) in found.items() if status != "erased")
+    unknown = [e for e in missing if e not in found]
+    if unknown:
+        created = await repo.create_bare(unknown)
         await outbox.enqueue_many(
             session,
             [CUSTOMER_CREATED.envelope(payload(c, []), subject_id=c.external_id) for c in created],
         )
         ids.update((c.external_id, c.id) for c in created)
-        raced = [e for e in missing if e not in ids]  # created by a concurrent request
+        raced = [e for e in unknown if e not in ids]  # created by a concurrent request
         if raced:
             ids.update((e, id_) for e, (id_, _) in (await repo.rows_by_external_id(raced)).items())
     for external_id in (e for e, (_, status) in found.items() if status == "erased"):
