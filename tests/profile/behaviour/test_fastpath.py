@@ -180,6 +180,7 @@ REFUSED = [
     {**event("checkout_started"), "properties": None},
     event("sign_in", {"method": True}),
     event("search", {"query": "q", "results_count": True}),
+    event("search", {"query": "q", "results_count": 10**9 + 1}),
     event("add_to_cart", {"sku": "S", "quantity": 2.0}),
     event("add_to_cart", {"sku": "S", "quantity": 1, "unit_price_minor": 10**12 + 1}),
     event("checkout_started", {"skus": ["S"] * 501}),
@@ -194,6 +195,17 @@ REFUSED = [
 
 
 class TestRefusals:
+    def test_an_integer_beyond_64_bits_is_refused_by_both(self):
+        huge = event("search", {"query": "q", "results_count": 0})
+        raw = orjson.dumps({"events": [huge]}).replace(
+            b'"results_count":0', b'"results_count":' + str(2**70).encode()
+        )
+        assert fastpath.decode(raw) is None
+        with pytest.raises(ValidationError):
+            service._EVENT.validate_json(
+                orjson.dumps(huge).replace(b":0}", b":" + str(2**70).encode() + b"}")
+            )
+
     @pytest.mark.parametrize("item", REFUSED, ids=lambda item: str(item)[:80])
     def test_what_pydantic_refuses_the_fast_path_refuses(self, item):
         assert refused_by_pydantic(item)

@@ -68,7 +68,7 @@ class ProductViewProperties(_Closed):
 
 class SearchProperties(_Closed):
     query: Annotated[str, Meta(min_length=1, max_length=256)]
-    results_count: Annotated[int, Meta(ge=0)] | None | UnsetType = UNSET
+    results_count: Annotated[int, Meta(ge=0, le=10**9)] | None | UnsetType = UNSET
 
 
 class CartProperties(_Closed):

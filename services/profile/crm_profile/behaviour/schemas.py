@@ -95,7 +95,7 @@ class SearchProperties(TypedDict):
 
     __pydantic_config__ = _CLOSED  # type: ignore[misc]
     query: Annotated[str, Field(min_length=1, max_length=256)]
-    results_count: NotRequired[Annotated[StrictInt, Field(ge=0)] | None]
+    results_count: NotRequired[Annotated[StrictInt, Field(ge=0, le=10**9)] | None]
 
 
 class CartProperties(TypedDict):
