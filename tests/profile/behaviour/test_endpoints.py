@@ -52,6 +52,10 @@ FULL = {
         {"sku": "SKU-1", "rating": 5, "text": "Great fit"},
         ("SKU-1", None, None),
     ),
+    "referral_converted": (
+        {"referral_code": "FRIEND-42", "channel": "whatsapp"},
+        (None, None, None),
+    ),
     "complaint_filed": (
         {"topic": "delivery", "order_external_id": "o-1", "text": "Two weeks late"},
         (None, None, None),
@@ -80,6 +84,7 @@ MINIMAL = {
     "remove_from_cart": {"sku": "SKU-1", "quantity": 1},
     "checkout_started": None,
     "review_submitted": {"sku": "SKU-1", "rating": 1},
+    "referral_converted": None,
     "complaint_filed": {"topic": "quality"},
     "app_open": None,
     "sign_in": None,
@@ -93,6 +98,12 @@ BAD = [
     ("page_view", {f"k{i}": i for i in range(21)}, "properties"),
     ("page_view", {"k" * 65: 1}, "properties"),
     ("product_view", {}, "properties.sku"),
+    (
+        "referral_converted",
+        {"referred_customer_external_id": "c-2"},
+        "properties.referred_customer_external_id",
+    ),
+    ("referral_converted", {"channel": ""}, "properties.channel"),
     ("product_view", None, "properties"),
     ("product_view", {"sku": ""}, "properties.sku"),
     ("product_view", {"sku": "S-1", "colour": "red"}, "properties.colour"),

@@ -64,10 +64,12 @@ class TestScore:
                 interaction_row("buyer", TODAY + DAY, "product_view", 50),  # after now
                 interaction_row("buyer", TODAY, "add_to_cart", 50),  # not engagement
                 interaction_row("buyer", TODAY - 400 * DAY, "review_submitted", 2),
+                interaction_row("buyer", TODAY - 30 * DAY, "referral_converted", 1),
             ],
         )
         await score_customers(session, ["buyer"], NOW)
-        assert (await scores(session))["buyer"] == expected(25_000, 14, 2)
+        # social: two reviews (ever) and one referral that brought a customer
+        assert (await scores(session))["buyer"] == expected(25_000, 14, 3)
 
     async def test_predicted_clv_counts_as_purchase_value(self, session: AsyncSession) -> None:
         await add_order(session, "c", NOW - 10 * DAY, 10_000)

@@ -90,6 +90,11 @@ class ReviewSubmittedProperties(_Closed):
     text: Text | None | UnsetType = UNSET
 
 
+class ReferralConvertedProperties(_Closed):
+    referral_code: Label | None | UnsetType = UNSET
+    channel: Label | None | UnsetType = UNSET
+
+
 class ComplaintFiledProperties(_Closed):
     topic: Label
     order_external_id: ExternalId | None | UnsetType = UNSET
@@ -168,6 +173,10 @@ class ReviewSubmitted(Event, tag="review_submitted"):
     properties: ReviewSubmittedProperties
 
 
+class ReferralConverted(Event, tag="referral_converted"):
+    properties: ReferralConvertedProperties | UnsetType = UNSET
+
+
 class ComplaintFiled(Event, tag="complaint_filed"):
     properties: ComplaintFiledProperties
 
@@ -194,6 +203,7 @@ AnyEvent = (
     | RemoveFromCart
     | CheckoutStarted
     | ReviewSubmitted
+    | ReferralConverted
     | ComplaintFiled
     | AppOpen
     | SignIn
@@ -209,6 +219,7 @@ BY_TYPE: dict[str, type[Event]] = {
         RemoveFromCart,
         CheckoutStarted,
         ReviewSubmitted,
+        ReferralConverted,
         ComplaintFiled,
         AppOpen,
         SignIn,
@@ -285,6 +296,7 @@ _PROPERTIES: dict[type[Event], type[Struct]] = {
     RemoveFromCart: CartProperties,
     CheckoutStarted: CheckoutStartedProperties,
     ReviewSubmitted: ReviewSubmittedProperties,
+    ReferralConverted: ReferralConvertedProperties,
     ComplaintFiled: ComplaintFiledProperties,
     SignIn: SignInProperties,
     RecommendationClicked: RecommendationClickedProperties,

@@ -126,6 +126,15 @@ class ReviewSubmittedProperties(TypedDict):
     text: NotRequired[Text | None]
 
 
+class ReferralConvertedProperties(TypedDict):
+    """A friend this customer referred signed up or bought: the code or link and the channel
+    it went through (never who the friend is: that is the friend's own data)."""
+
+    __pydantic_config__ = _CLOSED  # type: ignore[misc]
+    referral_code: NotRequired[Label | None]
+    channel: NotRequired[Label | None]
+
+
 class ComplaintFiledProperties(TypedDict):
     """A complaint, about an order or in general."""
 
@@ -225,6 +234,13 @@ class ReviewSubmitted(_Event):
     properties: ReviewSubmittedProperties
 
 
+class ReferralConverted(_Event):
+    """A ``referral_converted`` event."""
+
+    type: Literal["referral_converted"]
+    properties: NotRequired[ReferralConvertedProperties]
+
+
 class ComplaintFiled(_Event):
     """A ``complaint_filed`` event."""
 
@@ -263,6 +279,7 @@ AnyEvent = (
     | RemoveFromCart
     | CheckoutStarted
     | ReviewSubmitted
+    | ReferralConverted
     | ComplaintFiled
     | AppOpen
     | SignIn
@@ -277,6 +294,7 @@ EVENT_TYPES = (
     "remove_from_cart",
     "checkout_started",
     "review_submitted",
+    "referral_converted",
     "complaint_filed",
     "app_open",
     "sign_in",

@@ -60,6 +60,7 @@ EVENT_TYPES = (
     "remove_from_cart",
     "checkout_started",
     "review_submitted",
+    "referral_converted",
     "complaint_filed",
     "app_open",
     "sign_in",

@@ -35,9 +35,9 @@ from crm_segment.models import Customer, CustomerScore, InteractionDaily, Order
 
 #: Interaction types that count as engagement.
 ENGAGEMENT_TYPES = ("product_view", "app_open", "sign_in", "page_view")
-#: Interaction types that count as social contribution. Profile records no referral event
-#: yet; add its type here when it does.
-SOCIAL_TYPES = ("review_submitted",)
+#: Interaction types that count as social contribution: reviews written and referrals that
+#: brought a new customer.
+SOCIAL_TYPES = ("review_submitted", "referral_converted")
 
 
 @dataclass(frozen=True)
