@@ -218,8 +218,28 @@ class TestPaginate:
             ([Item.id], ["not-a-uuid"]),
             ([Item.created_at, Item.id], ["yesterday", str(uid(1))]),
             ([Item.day, Item.id], ["2025-13-45", str(uid(1))]),
+            ([Item.created_at, Item.id], [1_700_000_000, str(uid(1))]),
+            ([Item.id], [None]),
+            ([Item.id], [[str(uid(1))]]),
+            ([Item.rank, Item.id], [2**64 - 1, str(uid(1))]),
+            ([Item.rank, Item.id], [1.5, str(uid(1))]),
+            ([Item.rank, Item.id], [True, str(uid(1))]),
+            ([Item.rank, Item.id], ["1", str(uid(1))]),
+            ([Item.name, Item.id], [1, str(uid(1))]),
         ],
-        ids=["uuid", "datetime", "date"],
+        ids=[
+            "uuid",
+            "datetime",
+            "date",
+            "number-for-time",
+            "null",
+            "list",
+            "int-beyond-64-bits",
+            "float-for-int",
+            "bool-for-int",
+            "text-for-int",
+            "number-for-text",
+        ],
     )
     async def test_values_of_the_wrong_type(
         self, session: AsyncSession, items: list[Item], order_by: list[Any], values: list[Any]
@@ -279,7 +299,16 @@ class TestPaginationOverHttp:
 
     @pytest.mark.parametrize(
         "cursor",
-        ["a", "garbage!", b64(b"[1]"), b64(b'["not-a-date", "x"]'), b64(b'{"k": 1}')],
+        [
+            "a",
+            "garbage!",
+            b64(b"[1]"),
+            b64(b'["not-a-date", "x"]'),
+            b64(b'{"k": 1}'),
+            b64(b"[18446744073709551615, 1e400]"),
+            b64(b"[18446744073709551615, 1]"),
+            b64(b"[[], {}]"),
+        ],
     )
     async def test_tampered_cursor_is_400(self, client: Any, cursor: str) -> None:
         response = await client.get("/items", params={"cursor": cursor})

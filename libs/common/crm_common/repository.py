@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar
@@ -40,23 +40,36 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     return values
 
 
+#: Column types a cursor holds as text (``encode_cursor`` writes them so).
+_AS_TEXT: dict[type, Callable[[str], Any]] = {
+    datetime: datetime.fromisoformat,
+    date: date.fromisoformat,
+    uuid.UUID: uuid.UUID,
+}
+
+
 def _coerce(column: InstrumentedAttribute[Any], value: Any) -> Any:
-    """Turn a cursor value back into the column's Python type (asyncpg binds strictly)."""
-    if not isinstance(value, str):
-        return value
+    """Turn a cursor value back into the column's Python type (asyncpg binds strictly).
+
+    A value of another type than the column's (a number for a time, a list, an integer beyond
+    64 bits) is an ``InvalidCursor``, not a statement the driver refuses later.
+    """
     try:
         python_type = column.type.python_type
     except NotImplementedError:  # pragma: no cover - every paginated column type has one
         return value
-    try:
-        if python_type is datetime:
-            return datetime.fromisoformat(value)
-        if python_type is date:
-            return date.fromisoformat(value)
-        if python_type is uuid.UUID:
-            return uuid.UUID(value)
-    except ValueError as exc:
-        raise InvalidCursor() from exc
+    parse = _AS_TEXT.get(python_type)
+    if parse is not None:
+        if not isinstance(value, str):
+            raise InvalidCursor()
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise InvalidCursor() from exc
+    if python_type is int and not (type(value) is int and -(2**63) <= value < 2**63):
+        raise InvalidCursor()
+    if python_type is str and not isinstance(value, str):
+        raise InvalidCursor()
     return value
 
 

@@ -92,6 +92,47 @@ class TestPutCustomer:
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "body.attributes"
 
+    @pytest.mark.parametrize("method", ["put", "patch"])
+    @pytest.mark.parametrize(
+        ("number", "reason"),
+        [
+            # PostgreSQL gives 1e20 back as the integer 100000000000000000000, which the
+            # customer event could not encode (orjson: "Integer exceeds 64-bit range").
+            ("1e20", "attributes.a.b[1] is 1e+20; numbers must lie between"),
+            ("-1.5e300", "attributes.a.b[1] is -1.5e+300; numbers must lie between"),
+            ("18446744073709551616", "Integer exceeds 64-bit range"),
+            ("NaN", "attributes.a.b[1] is nan; numbers must be finite"),
+            ("-Infinity", "attributes.a.b[1] is -inf; numbers must be finite"),
+            ("1e400", "attributes.a.b[1] is inf; numbers must be finite"),
+        ],
+    )
+    async def test_number_out_of_range_in_attributes_is_a_422(
+        self, client, session, method, number, reason
+    ):
+        await put_customer(client, "c-num")
+        body = f'{{"attributes": {{"a": {{"b": [1, {number}]}}}}}}'.encode()
+        response = await client.request(
+            method.upper(),
+            "/v1/customers/c-num",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        [error] = response.json()["errors"]
+        assert error["field"] == "body.attributes"
+        assert reason in error["reason"]
+        assert await published(session, UPDATED) == []
+
+    async def test_numbers_up_to_64_bits_round_trip_into_the_event(self, client, session):
+        attributes = {"small": 1e19, "low": -(2**63), "high": 2**64 - 1, "ratio": 0.25}
+        created = await put_customer(client, "c-big", attributes=attributes)
+        # The database keeps numbers exactly and prints 1e19 as an integer.
+        expected = {**attributes, "small": 10**19}
+        assert created["attributes"] == expected
+        [event] = await published(session, CREATED)
+        assert event["attributes"] == expected
+
     async def test_external_id_with_unsafe_characters_is_refused(self, client):
         response = await client.put("/v1/customers/a%20b", json={})
         assert response.status_code == 422

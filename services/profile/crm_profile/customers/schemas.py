@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -44,6 +45,34 @@ def _past(value: datetime) -> datetime:
     return value
 
 
+#: The numbers events can carry: orjson, which encodes them, stops at 64-bit integers.
+MIN_NUMBER = -(2**63)
+MAX_NUMBER = 2**64 - 1
+
+
+def _bad_number(value: Any, path: str) -> str | None:
+    """Why a number in ``value`` cannot be stored and announced (with where it is), or ``None``.
+
+    PostgreSQL keeps JSON numbers as exact decimals and prints them without an exponent, so a
+    float such as ``1e20`` reads back as the integer ``100000000000000000000``, which the
+    ``crm.profile.customer.*`` events could not encode; ``NaN`` and infinities are not JSON at
+    all (orjson writes them as ``null``, the database refuses them). Integers beyond 64 bits
+    are refused before, by orjson itself.
+    """
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            stack += [(v, f"{where}.{k}") for k, v in item.items()]
+        elif isinstance(item, list):
+            stack += [(v, f"{where}[{i}]") for i, v in enumerate(item)]
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"{where[:100]} is {item}; numbers must be finite"
+        elif isinstance(item, float) and not MIN_NUMBER <= item <= MAX_NUMBER:
+            return f"{where[:100]} is {item:g}; numbers must lie between -2^63 and 2^64 - 1"
+    return None
+
+
 def _attributes(value: dict[str, Any]) -> dict[str, Any]:
     try:
         encoded = orjson.dumps(value)
@@ -58,6 +87,8 @@ def _attributes(value: dict[str, Any]) -> dict[str, Any]:
         )
     if any(len(k) > 64 for k in value):
         raise ValueError("attribute names are at most 64 characters")
+    if (problem := _bad_number(value, "attributes")) is not None:
+        raise ValueError(problem)
     return value
 
 
