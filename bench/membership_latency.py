@@ -309,7 +309,7 @@ async def run(args: argparse.Namespace) -> None:
         name = f"crm_bench_{uuid.uuid4().hex[:10]}"
         url = await create_database(where.admin_url, name)
         nc = await nats.connect(where.nats_url)
-        worker: subprocess.Popen[bytes] | None = None
+        workers: list[subprocess.Popen[bytes]] = []
         try:
             await asyncio.to_thread(upgrade, ROOT / "services" / "segment", url)
             js = nc.jetstream()
@@ -317,12 +317,15 @@ async def run(args: argparse.Namespace) -> None:
             await ensure_stream(js, "profile", nats_settings)
             await ensure_stream(js, "segment", nats_settings)
             segment_id = await setup(url, max(count, args.customers))
-            worker = start_worker(url, where.nats_url, args.scheduled_jobs)
+            workers = [
+                start_worker(url, where.nats_url, args.scheduled_jobs) for _ in range(args.workers)
+            ]
             await wait_materialised(url, segment_id)
             print(
                 f"order → membership latency: {args.rate:g} orders/s for {args.seconds:g} s "
                 f"({count:,} orders, one new member each)\n  {where.description}\n"
-                f"  Python {platform.python_version()}, {os.cpu_count()} CPUs; worker: "
+                f"  Python {platform.python_version()}, {os.cpu_count()} CPUs; "
+                f"{args.workers} worker process{'es' if args.workers > 1 else ''}: "
                 f"evaluation every {settings.evaluation_interval_seconds:g} s, batches of "
                 f"{settings.evaluation_batch_size}, outbox poll "
                 f"{settings.outbox_poll_interval_seconds:g} s, scheduled batch jobs "
@@ -342,8 +345,10 @@ async def run(args: argparse.Namespace) -> None:
                 f"  ratio of p99s segment / JetStream hop: {percentile(seg, 99) / percentile(hop, 99):.0f}"
             )
         finally:
-            if worker is not None and worker.poll() is None:
-                worker.terminate()
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.terminate()
+            for worker in workers:
                 try:
                     worker.wait(15)
                 except subprocess.TimeoutExpired:
@@ -358,6 +363,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="orders per second")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to publish")
     parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="segment worker processes (replicas: they share the consumers and the queue)",
+    )
     parser.add_argument(
         "--no-fsync", action="store_true", help="embedded PostgreSQL without fsync (as the tests)"
     )
