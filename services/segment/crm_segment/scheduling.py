@@ -22,7 +22,7 @@ SCHEDULE_LOCK = 0x5E6_0002
 
 
 #: Parameters of the scheduled runs: the daily RFM run is incremental (docs/segment/rfm.md,
-#: "Full and daily runs"): it starts from the rows the re-evaluation queue keeps current.
+#: "Full and incremental runs"): it starts from the rows the re-evaluation queue keeps current.
 SCHEDULED_PARAMS: dict[str, dict[str, object]] = {"rfm": {"full": False}}
 
 

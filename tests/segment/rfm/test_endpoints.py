@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_segment.jobs.registry import handler
 from crm_segment.models import CustomerScore, Job
 from crm_segment.rfm import service
+from crm_segment.rfm.schemas import RecomputeRequest
 from tests.segment.rfm.fixtures import AS_OF, NOW
 
 
@@ -31,6 +32,9 @@ class TestRecompute:
         response = await client.post("/v1/rfm/recompute", json={})
         assert response.status_code == 202
         assert response.json()["params"] == {}
+        # incremental unless asked: the same result as a full run (test_incremental.py)
+        assert RecomputeRequest.model_validate({}).full is False
+        assert RecomputeRequest.model_validate({"full": True}).full is True
 
     @pytest.mark.parametrize(
         ("body", "field"),

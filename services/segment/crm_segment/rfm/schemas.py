@@ -27,13 +27,14 @@ class RecomputeRequest(BaseModel):
         default=None, ge=1, le=3650, description="Days in the window ending at as_of"
     )
     full: bool = Field(
-        default=True,
+        default=False,
         description=(
-            "Aggregate every order. The scheduled daily run sends false: it starts from the "
-            "stored scores, takes out the orders that left the window, recomputes the "
-            "customers still queued for re-evaluation and rescores everybody against the new "
-            "quantiles (a full run all the same when no batch ran in the last 7 days, the "
-            "window length changed or as_of is before today)"
+            "false (default): incremental when it can be, starting from the stored scores "
+            "(the orders that left the window are taken out, customers still queued for "
+            "re-evaluation recomputed, everybody rescored against the new quantiles), with "
+            "the same result as a full run; it is full all the same when no batch ran in the "
+            "last 7 days, the window length changed or as_of is before today. true: aggregate "
+            "every order (to repair anything)"
         ),
     )
 
