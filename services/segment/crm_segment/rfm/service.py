@@ -147,10 +147,13 @@ async def recompute(
 
 async def current_cuts(session: AsyncSession) -> tuple[Cuts, int]:
     """Cuts and window to re-score one customer with: the last batch's boundaries, or the
-    fixed thresholds when the shop uses them or no batch has run yet."""
+    fixed thresholds when the shop uses them or no batch has run yet; the last batch's window
+    whenever there was one (so that every row is for the same window)."""
     stored = await repository.load_boundaries(session)
-    if settings.rfm_scoring == "thresholds" or stored is None:
+    if stored is None:
         return Cuts.from_settings(settings), settings.rfm_window_days
+    if settings.rfm_scoring == "thresholds":
+        return Cuts.from_settings(settings), stored.window_days
     return Cuts.from_boundaries(stored.boundaries), stored.window_days
 
 
