@@ -25,6 +25,7 @@ from crm_segment.rfm import service
 from crm_segment.rfm.repository import current_recency
 from crm_segment.scores.service import refresh_customers
 from tests.segment.rfm.factories import add_customer, add_order
+from tests.segment.rfm.fixtures import AS_OF, NOW, day
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 WINDOW = 90  # short, so that orders leave it every day
@@ -57,6 +58,19 @@ async def boundaries(session: AsyncSession) -> tuple[Any, ...]:
     stored = await session.get(RfmBoundaries, 1, populate_existing=True)
     assert stored is not None
     return stored.as_of, stored.customers, stored.boundaries
+
+
+async def full_run_agrees(session: AsyncSession, as_of: date, now: datetime, days: int) -> int:
+    """A full run over the same day, inside a savepoint, finds nothing to write and computes
+    the same boundaries as the run before it; the customers it scored."""
+    after = await snapshot(session, as_of), await boundaries(session)
+    async with session.begin_nested() as savepoint:
+        full = await service.recompute(session, as_of=as_of, window_days=days, now=now)
+        assert (full["full"], full["rows_written"], full["rows_deleted"]) == (True, 0, 0)
+        assert (await snapshot(session, as_of), await boundaries(session)) == after
+        await savepoint.rollback()
+    scored: int = full["customers_scored"]
+    return scored
 
 
 class Shop:
@@ -183,21 +197,14 @@ async def test_daily_runs_equal_full_runs(
             session, as_of=None, window_days=WINDOW, now=now, full=False
         )
         assert daily["full"] is (gap > service.INCREMENTAL_MAX_DAYS)
-        after_daily = await snapshot(session, as_of), await boundaries(session)
-        async with session.begin_nested() as savepoint:
-            full = await service.recompute(session, as_of=as_of, window_days=WINDOW, now=now)
-            assert (full["full"], full["rows_written"], full["rows_deleted"]) == (True, 0, 0)
-            assert (await snapshot(session, as_of), await boundaries(session)) == after_daily
-            await savepoint.rollback()
-        assert daily["customers_scored"] == full["customers_scored"] > 0
+        scored = await full_run_agrees(session, as_of, now, WINDOW)
+        assert daily["customers_scored"] == scored > 0
 
 
 @pytest.mark.usefixtures("shop")
 async def test_a_window_of_another_length_or_an_earlier_day_is_a_full_run(
     session: AsyncSession,
 ) -> None:
-    from tests.segment.rfm.fixtures import AS_OF, NOW
-
     await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
     later = NOW + timedelta(days=1)
     other = await service.recompute(session, as_of=None, window_days=30, now=later, full=False)
@@ -214,8 +221,6 @@ async def test_a_window_of_another_length_or_an_earlier_day_is_a_full_run(
 async def test_the_daily_run_reads_only_the_customers_whose_window_moved(
     session: AsyncSession,
 ) -> None:
-    from tests.segment.rfm.fixtures import AS_OF, NOW
-
     await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
     await session.execute(delete(EvaluationQueue))
     later = NOW + timedelta(days=1)
@@ -231,22 +236,10 @@ async def test_the_daily_run_reads_only_the_customers_whose_window_moved(
     assert got["h"].frequency == 2
 
 
-async def full_run_agrees(session: AsyncSession, as_of: date, now: datetime, days: int) -> None:
-    """A full run over the same day finds nothing to change (inside a savepoint)."""
-    after_daily = await snapshot(session, as_of)
-    async with session.begin_nested() as savepoint:
-        full = await service.recompute(session, as_of=as_of, window_days=days, now=now)
-        assert (full["rows_written"], full["rows_deleted"]) == (0, 0)
-        assert await snapshot(session, as_of) == after_daily
-        await savepoint.rollback()
-
-
 @pytest.mark.usefixtures("shop")
 async def test_orders_that_never_counted_leave_the_window_without_a_trace(
     session: AsyncSession,
 ) -> None:
-    from tests.segment.rfm.fixtures import AS_OF, NOW, day
-
     await add_customer(session, "k")
     await add_order(session, "k", day(2025, 12, 1, 10), 100)
     await add_order(session, "k", day(2025, 12, 1, 11), 500, status="cancelled")
@@ -269,8 +262,6 @@ async def test_orders_that_never_counted_leave_the_window_without_a_trace(
 async def test_an_order_is_taken_out_once_when_the_evaluator_already_did(
     session: AsyncSession,
 ) -> None:
-    from tests.segment.rfm.fixtures import AS_OF, NOW, day
-
     await add_customer(session, "k")
     await add_order(session, "k", day(2025, 12, 1, 10), 100)
     await add_order(session, "k", day(2025, 12, 2, 10), 50)
@@ -293,8 +284,6 @@ async def test_an_order_is_taken_out_once_when_the_evaluator_already_did(
 
 @pytest.mark.usefixtures("shop")
 async def test_a_queued_customer_is_recomputed_not_adjusted(session: AsyncSession) -> None:
-    from tests.segment.rfm.fixtures import AS_OF, NOW
-
     await service.recompute(session, as_of=AS_OF, window_days=365, now=NOW)
     await session.execute(delete(EvaluationQueue))
     await enqueue(session, ["f"], due_at=NOW)  # f's only order leaves the window tomorrow

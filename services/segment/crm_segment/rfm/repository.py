@@ -114,6 +114,16 @@ def _ids_param(ids: Sequence[str]) -> ColumnElement[list[str]]:
     return literal(list(ids), ARRAY(Text))
 
 
+def _midnight_utc(day: ColumnElement[Any]) -> ColumnElement[datetime]:
+    """SQL: the first instant (UTC) of the date ``day`` (the SQL twin of :class:`Window`)."""
+    return cast(func.timezone("UTC", cast(day, DateTime)), DateTime(timezone=True))
+
+
+def _score_text(r: ColumnElement[Any], f: ColumnElement[Any], m: ColumnElement[Any]) -> Any:
+    """SQL: the ``rfm_score`` of three scores, e.g. ``"543"`` (NULL when one is NULL)."""
+    return cast(r, Text) + cast(f, Text) + cast(m, Text)
+
+
 def _aggregates(window: Window, ids: Sequence[str] | None) -> CTE:
     """Per root customer: lifetime aggregates and window metrics of qualifying orders."""
     net = ORD.c.total_minor - ORD.c.refunded_minor
@@ -213,7 +223,7 @@ def _scored(
         for m in METRICS
     }
     ranked = select(*base.c, *scores.values()).subquery("ranked")
-    rfm_score = cast(ranked.c.r, Text) + cast(ranked.c.f, Text) + cast(ranked.c.m, Text)
+    rfm_score = _score_text(ranked.c.r, ranked.c.f, ranked.c.m)
     # the current row's columns ride through the window sorts: joining the row again after
     # them (narrower sorts) costs one index probe per customer, several times the sorts' gain
     return (
@@ -361,9 +371,7 @@ async def changed_since(session: AsyncSession, previous: Window, window: Window)
     placed = ORD.c.placed_at
     # an order placed after the end of the window a row was computed for is not in it (an
     # order that arrived after the row was written queued its customer)
-    row_end = cast(
-        func.timezone("UTC", cast(SCORE.c.rfm_as_of + 1, DateTime)), DateTime(timezone=True)
-    )
+    row_end = _midnight_utc(SCORE.c.rfm_as_of + 1)
     entering = (
         select(ORD.c.root_external_id)
         .outerjoin(SCORE, SCORE.c.customer_external_id == ORD.c.root_external_id)
@@ -398,10 +406,7 @@ async def drop_left_orders(
     stays (unless none is left: no RFM). Lifetime figures do not move. One index range of the
     orders placed in the days the window moved over, not the customers' whole histories.
     """
-    row_start = cast(
-        func.timezone("UTC", cast(SCORE.c.rfm_as_of - (window.days - 1), DateTime)),
-        DateTime(timezone=True),
-    )
+    row_start = _midnight_utc(SCORE.c.rfm_as_of - (window.days - 1))
     net = ORD.c.total_minor - ORD.c.refunded_minor
     skipped = func.unnest(_ids_param(skip)).table_valued("cid").render_derived(name="skipped")
     left = (
@@ -543,7 +548,7 @@ async def rescore(
         select(
             *calc.c,
             group.label("rfm_group"),
-            (cast(calc.c.r, Text) + cast(calc.c.f, Text) + cast(calc.c.m, Text)).label("rfm_score"),
+            _score_text(calc.c.r, calc.c.f, calc.c.m).label("rfm_score"),
         )
         .where(
             tuple_(calc.c.r, calc.c.f, calc.c.m, group, calc.c.lifecycle).is_distinct_from(
