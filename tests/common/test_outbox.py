@@ -272,6 +272,39 @@ class TestRun:
         assert relay.published == 35
         assert await relay.backlog() == 0
 
+    async def test_run_looks_again_soon_while_it_finds_rows_and_rests_once_empty(
+        self, plumbing_db, js, token
+    ):
+        """A steady trickle is relayed at the busy pace; an empty outbox waits a poll interval."""
+        subject = f"crm.plumbing.{token}.happened"
+        relay = OutboxRelay(
+            plumbing_db, outbox_table, js, service="plumbing", poll_interval=60, busy_interval=0.2
+        )
+        stop = asyncio.Event()
+        async with plumbing_db.unit_of_work() as session:
+            await outbox.enqueue(session, sample_event(subject, "first"))
+        task = asyncio.create_task(relay.run(stop))
+        for i in range(30):  # every 10 ms: each busy round finds rows, so it never rests
+            async with plumbing_db.unit_of_work() as session:
+                await outbox.enqueue(session, sample_event(subject, str(i)))
+            await asyncio.sleep(0.01)
+        # at one round a minute this would take half an hour
+        await wait_until(lambda: pending_rows(plumbing_db, subject), 0, timeout=15)
+        await asyncio.sleep(1)  # a round found the outbox empty: the relay rests for a minute
+        async with plumbing_db.unit_of_work() as session:
+            await outbox.enqueue(session, sample_event(subject, "late"))
+        await asyncio.sleep(1)
+        assert await pending_rows(plumbing_db, subject) == 1
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        assert relay.published == 31
+
+    def test_busy_pace_is_never_slower_than_the_idle_one(self, plumbing_db, js):
+        relay = OutboxRelay(
+            plumbing_db, outbox_table, js, service="plumbing", poll_interval=0.1, busy_interval=1
+        )
+        assert relay.busy_interval == 0.1
+
     async def test_run_survives_a_publish_error_and_retries(self, plumbing_db, nats_client, token):
         """A subject no stream captures gets no PubAck: the rows stay until a stream exists."""
         js = nats_client.jetstream()

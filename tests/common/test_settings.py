@@ -200,6 +200,7 @@ class TestNatsSettings:
         assert settings.duplicate_window_seconds == 600
         assert settings.outbox_batch_size == 500
         assert settings.outbox_poll_interval_seconds == 0.2
+        assert settings.outbox_busy_poll_interval_seconds == 0.02
 
     @pytest.mark.parametrize(
         ("field", "value"),
@@ -210,6 +211,7 @@ class TestNatsSettings:
             ("duplicate_window_seconds", 0),
             ("outbox_batch_size", 10_001),
             ("outbox_poll_interval_seconds", 0),
+            ("outbox_busy_poll_interval_seconds", 0),
         ],
     )
     def test_bounds(self, field: str, value: float) -> None:

@@ -126,6 +126,7 @@ class NatsSettings(BaseServiceSettings):
     duplicate_window_seconds: int = Field(default=600, ge=1)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_seconds: float = Field(default=0.2, gt=0)
+    outbox_busy_poll_interval_seconds: float = Field(default=0.02, gt=0)
 
 
 class OtelSettings(BaseServiceSettings):

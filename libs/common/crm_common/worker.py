@@ -73,6 +73,7 @@ async def run_worker(spec: WorkerSpec, settings: ServiceSettings, stop: asyncio.
             service=spec.service,
             batch_size=settings.outbox_batch_size,
             poll_interval=settings.outbox_poll_interval_seconds,
+            busy_interval=settings.outbox_busy_poll_interval_seconds,
         )
         tasks = [asyncio.create_task(relay.run(stop), name="outbox-relay")]
         for sub in spec.subscriptions:

@@ -152,15 +152,22 @@ class OutboxRelay:
         service: str,
         batch_size: int = 500,
         poll_interval: float = 0.2,
+        busy_interval: float = 0.02,
         ack_timeout: float = 10.0,
     ) -> None:
-        """Relay ``table`` of ``database`` to ``js`` in batches of ``batch_size``."""
+        """Relay ``table`` of ``database`` to ``js`` in batches of ``batch_size``.
+
+        After a round that found nothing the relay waits ``poll_interval``; after one that
+        published rows it looks again after ``busy_interval``, so that under load an event
+        waits tens of milliseconds for its turn rather than a whole poll interval.
+        """
         self.database = database
         self.table = table
         self.js = js
         self.service = service
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.busy_interval = min(busy_interval, poll_interval)
         self.ack_timeout = ack_timeout
         self.published = 0
         self.duplicates = 0
@@ -207,20 +214,21 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; back off while NATS or the database is unreachable."""
-        delay = self.poll_interval
+        backoff = self.poll_interval
         idle_rounds = 0
         while not stop.is_set():
             try:
                 published = await self.publish_batch()
-                delay = self.poll_interval
+                backoff = self.poll_interval
+                delay = self.busy_interval if published else self.poll_interval
             except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as exc:
                 logger.warning("outbox publish failed, will retry", extra={"error": repr(exc)})
                 published = 0
-                delay = min(delay * 2, 5.0)
+                delay = backoff = min(backoff * 2, 5.0)
             except Exception:
                 logger.exception("outbox relay error, will retry")
                 published = 0
-                delay = min(delay * 2, 5.0)
+                delay = backoff = min(backoff * 2, 5.0)
             if published >= self.batch_size:
                 continue  # more is waiting: go again at once
             idle_rounds += 1
