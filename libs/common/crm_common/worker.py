@@ -8,6 +8,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+import uvloop
 from prometheus_client import start_http_server
 from sqlalchemy import Table
 
@@ -105,4 +106,7 @@ def serve_worker(spec: WorkerSpec, settings: ServiceSettings) -> None:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(spec, settings, stop)
 
-    asyncio.run(main())
+    # uvloop, as uvicorn uses for the APIs: the relay and the consumers spend most of their
+    # Python time in the event loop's socket handling (bench/README.md).
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
