@@ -313,6 +313,29 @@ class TestDuplicates:
         assert third.json() == {"accepted": 0, "duplicates": 2, "rejected": []}
         assert len(await published(session, INTERACTION)) == 2
 
+    async def test_a_retried_batch_naming_a_new_customer_creates_it_once(self, client, session):
+        """A stored id makes the request start its transaction over: nothing is written twice."""
+        items = [event("product_view", {"sku": "S-1"}), event("app_open")]
+        assert (await send(client, *items)).json()["accepted"] == 2
+        newcomer = f"c-new-{uuid.uuid4().hex[:8]}"
+        fresh = event("sign_in", customer=newcomer)
+        response = await send(client, *items, fresh)
+        assert response.json() == {"accepted": 1, "duplicates": 2, "rejected": []}
+        rows = (
+            await session.scalars(select(Customer).where(Customer.external_id == newcomer))
+        ).all()
+        assert len(rows) == 1
+        stored_fresh = (await stored(session, fresh["event_id"]))[fresh["event_id"]]
+        assert stored_fresh.customer_id == rows[0].id
+        created = [
+            m
+            for m in await published(session, CUSTOMER_CREATED)
+            if m["customer_external_id"] == newcomer
+        ]
+        assert len(created) == 1
+        [_, second] = await published(session, INTERACTION)
+        assert [i["event_id"] for i in second["interactions"]] == [fresh["event_id"]]
+
     async def test_an_invalid_first_copy_does_not_shadow_a_valid_second(self, client, session):
         bad = event("product_view", {})
         good = {**bad, "properties": {"sku": "S-3"}}

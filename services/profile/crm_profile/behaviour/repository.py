@@ -85,6 +85,7 @@ class BehaviourRepository:
         Repeated ids are rare (a sender retrying a batch), so the rows are first sent with
         ``COPY`` inside a savepoint, PostgreSQL's cheapest way in; only when that meets a stored
         id is the savepoint rolled back and the batch inserted with ``ON CONFLICT DO NOTHING``.
+        The savepoint is left for the commit to end: releasing it would be one more round trip.
         """
         driver = await driver_connection(self.session)
         await driver.execute("SAVEPOINT behaviour_intake")
@@ -95,7 +96,6 @@ class BehaviourRepository:
         except asyncpg.UniqueViolationError:
             await driver.execute("ROLLBACK TO SAVEPOINT behaviour_intake")
             return await self.insert_new(rows)
-        await driver.execute("RELEASE SAVEPOINT behaviour_intake")
         return [row[0] for row in rows]
 
     async def insert_new(self, rows: Sequence[EventRow]) -> Sequence[str]:
