@@ -182,6 +182,38 @@ async def create_customers(url: str, count: int) -> dict[str, uuid.UUID]:
     return ids
 
 
+async def store_history(url: str, count: int) -> None:
+    """``count`` older events (last 90 days, the customers above, 10% anonymous), then VACUUM.
+
+    A shop's table is never empty: its indexes' size is part of what every insert costs.
+    """
+    conn = await asyncpg.connect(_plain(url))
+    try:
+        await conn.execute(
+            """
+            WITH c AS (SELECT array_agg(id) AS ids, array_agg(external_id) AS xs
+                       FROM profile.customer)
+            INSERT INTO profile.behaviour_event (
+                event_id, type, customer_id, customer_external_id, anonymous_id, occurred_at,
+                sku, category, value_minor, properties)
+            SELECT gen_random_uuid()::text, (ARRAY['page_view', 'product_view', 'app_open',
+                       'add_to_cart', 'search'])[1 + g % 5],
+                   CASE WHEN g % 10 <> 0 THEN c.ids[1 + k] END,
+                   CASE WHEN g % 10 <> 0 THEN c.xs[1 + k] END,
+                   CASE WHEN g % 10 = 0 THEN 'anon-' || lpad((g % 1000000)::text, 6, '0') END,
+                   now() - random() * interval '90 days',
+                   'SKU-' || lpad((g % 20000)::text, 5, '0'), 'shoes', NULL,
+                   '{"sku": "SKU-00001", "category": "shoes"}'
+            FROM c, generate_series(1, $1) AS g,
+                 LATERAL (SELECT (hashint4(g) & 2147483647) % cardinality(c.ids) AS k) AS r
+            """,
+            count,
+        )
+        await conn.execute("VACUUM ANALYZE profile.behaviour_event")
+    finally:
+        await conn.close()
+
+
 async def copy_phase(
     url: str, records: list[list[tuple[Any, ...]]], clients: int, meter: CpuMeter
 ) -> tuple[float, list[float], dict[str, float]]:
@@ -560,7 +592,8 @@ async def describe(url: str, nc: nats.NATS, where: str, args: argparse.Namespace
     body = orjson.dumps({"events": make_batches(1, args.batch_size, args.customers, seed=0)[0]})
     print(
         f"events intake: {args.rounds} rounds of {args.batches} batches of "
-        f"{args.batch_size:,} events, {args.clients} clients"
+        f"{args.batch_size:,} events, {args.clients} clients; {args.customers:,} customers, "
+        f"{args.history:,} events stored before"
     )
     print(f"  {where}")
     print(
@@ -582,6 +615,8 @@ async def run(args: argparse.Namespace) -> None:
             js = nc.jetstream()
             await ensure_stream(js, "profile", NatsSettings(nats_url=where.nats_url))
             customer_ids = await create_customers(url, args.customers)
+            if args.history:
+                await store_history(url, args.history)
             await describe(url, nc, where.description, args)
             processes = start_service(url, where.nats_url)
             await wait_ready(processes.url)
@@ -619,6 +654,9 @@ def main() -> None:
         "--clients", type=int, default=4, help="concurrent HTTP clients / COPY connections"
     )
     parser.add_argument("--customers", type=int, default=5000, help="distinct customers named")
+    parser.add_argument(
+        "--history", type=int, default=0, help="events stored before the rounds (default none)"
+    )
     parser.add_argument("--warmup", type=int, default=5, help="batches sent before measuring")
     parser.add_argument(
         "--no-fsync", action="store_true", help="embedded PostgreSQL without fsync (as the tests)"
