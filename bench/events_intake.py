@@ -52,6 +52,7 @@ from outbox_throughput import _plain, create_database, drop_database, servers, v
 
 from crm_common.broker import ensure_stream, stream_name
 from crm_common.embedded import free_port, wait_for_port
+from crm_common.events import unpack_body
 from crm_common.migrations import upgrade
 from crm_common.settings import NatsSettings
 from crm_profile.behaviour.repository import COLUMNS
@@ -465,7 +466,7 @@ async def published_events(js: JetStreamContext, first_seq: int) -> tuple[int, i
                 break
             for msg in batch:
                 messages += 1
-                events += len(orjson.loads(msg.data)["interactions"])
+                events += len(orjson.loads(unpack_body(msg.data))["interactions"])
                 await msg.ack()
     finally:
         await sub.unsubscribe()

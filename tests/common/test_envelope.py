@@ -9,16 +9,22 @@ from typing import Any
 
 import orjson
 import pytest
+import zstandard
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel
 
+from crm_common.events import envelope as envelope_module
 from crm_common.events.envelope import (
+    COMPRESS_ABOVE,
     EVENT_TYPE_VERSION,
     SPECVERSION,
     Envelope,
     EnvelopeError,
     EventType,
     build_subject,
+    is_packed,
+    pack_body,
+    unpack_body,
     validate_subject,
 )
 
@@ -279,6 +285,65 @@ class TestEnvelopeFromMessage:
     def test_payload_must_be_an_object(self, body: bytes) -> None:
         with pytest.raises(EnvelopeError, match="payload must be a JSON object"):
             Envelope.from_message("s", headers(), body)
+
+
+def large_body(size: int = 4 * COMPRESS_ABOVE) -> bytes:
+    """A JSON object of about ``size`` bytes, as repetitive as a batch of interactions."""
+    items = [{"event_id": f"ev-{i:08d}", "type": "page_view"} for i in range(size // 40)]
+    return orjson.dumps({"interactions": items})
+
+
+class TestPackedBodies:
+    def test_a_small_body_stays_plain_json(self) -> None:
+        body = b'{"x":"' + b"a" * (COMPRESS_ABOVE - 8) + b'"}'
+        assert len(body) == COMPRESS_ABOVE
+        assert pack_body(body) is body
+        assert not is_packed(body)
+        assert unpack_body(body) is body
+
+    def test_a_large_body_is_one_zstd_frame_that_unpacks_to_it(self) -> None:
+        body = large_body()
+        packed = pack_body(body)
+        assert is_packed(packed) and len(packed) < len(body) // 4
+        assert unpack_body(packed) == body
+
+    def test_a_damaged_frame_is_refused(self) -> None:
+        packed = pack_body(large_body())
+        with pytest.raises(EnvelopeError, match="does not decompress"):
+            unpack_body(packed[:-40])
+
+    def test_a_frame_unpacking_beyond_the_limit_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        packed = pack_body(large_body())
+        monkeypatch.setattr(envelope_module, "_MAX_UNPACKED", COMPRESS_ABOVE)
+        with pytest.raises(EnvelopeError, match="does not decompress"):
+            unpack_body(packed)
+
+    def test_a_frame_without_its_size_is_held_to_the_limit(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        body = large_body()
+        packed = zstandard.ZstdCompressor(write_content_size=False).compress(body)
+        assert unpack_body(packed) == body
+        monkeypatch.setattr(envelope_module, "_MAX_UNPACKED", COMPRESS_ABOVE)
+        with pytest.raises(EnvelopeError, match="does not decompress"):
+            unpack_body(packed)
+
+    def test_a_message_marked_zstd_is_unpacked(self) -> None:
+        body = large_body()
+        hdrs = {**headers(), "Content-Encoding": "zstd"}
+        env = Envelope.from_message("s", hdrs, pack_body(body))
+        assert env.data == orjson.loads(body)
+
+    @pytest.mark.parametrize(("encoding", "packed"), [("gzip", True), ("zstd", False), ("", True)])
+    def test_an_encoding_that_does_not_match_the_body_is_refused(
+        self, encoding: str, packed: bool
+    ) -> None:
+        body = large_body()
+        hdrs = {**headers(), "Content-Encoding": encoding}
+        with pytest.raises(EnvelopeError, match="unsupported Content-Encoding"):
+            Envelope.from_message("s", hdrs, pack_body(body) if packed else body)
 
 
 class TestEnvelopeOverNats:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from crm_common.broker import ensure_stream
 from crm_common.db import Database
 from crm_common.embedded import EmbeddedNats, free_port
-from crm_common.events import Outbox, OutboxRelay
+from crm_common.events import Envelope, Outbox, OutboxRelay, unpack_body
 from crm_common.settings import NatsSettings
 from tests.common.plumbing import outbox_table, sample_event
 
@@ -95,6 +95,33 @@ class TestEnqueue:
         assert first.headers["ce-specversion"] == "1.0"
         assert first.data == b'{"note":"0"}'
         await sub.unsubscribe()
+
+    async def test_a_large_payload_is_stored_and_sent_compressed(self, plumbing_db, js, token):
+        subject = f"crm.plumbing.{token}.happened"
+        large = sample_event(subject, "n" * 200)
+        large.data["items"] = [{"sku": f"SKU-{i:05d}", "qty": i % 5} for i in range(2_000)]
+        small = sample_event(subject, "small")
+        async with plumbing_db.unit_of_work() as session:
+            await outbox.enqueue_many(session, [large, small])
+            rows = (
+                await session.execute(
+                    select(outbox_table.c.payload)
+                    .where(outbox_table.c.subject == subject)
+                    .order_by(outbox_table.c.seq)
+                )
+            ).all()
+        stored = [r.payload for r in rows]
+        assert len(stored[0]) < len(large.body()) // 4 and unpack_body(stored[0]) == large.body()
+        assert stored[1] == small.body()
+        await drain(
+            OutboxRelay(plumbing_db, outbox_table, js, service="plumbing"), plumbing_db, subject
+        )
+        sub = await js.pull_subscribe(subject, config=ConsumerConfig(ack_policy=AckPolicy.NONE))
+        first, second = await sub.fetch(2, timeout=2)
+        await sub.unsubscribe()
+        assert first.headers["Content-Encoding"] == "zstd" and first.data == stored[0]
+        assert "Content-Encoding" not in second.headers and second.data == small.body()
+        assert Envelope.from_message(subject, first.headers, first.data).data == large.data
 
     async def test_enqueue_many_on_the_driver_stores_the_rows_enqueue_many_does(
         self, plumbing_db, token

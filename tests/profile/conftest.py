@@ -13,7 +13,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.events import Envelope
+from crm_common.events import Envelope, unpack_body
 from crm_common.testing import asgi_client
 from crm_profile.app import create_app
 from crm_profile.models import outbox_table
@@ -51,7 +51,7 @@ async def published(session: AsyncSession, subject: str) -> list[dict[str, Any]]
         .where(outbox_table.c.subject == subject, outbox_table.c.created_at == func.now())
         .order_by(outbox_table.c.seq)
     )
-    return [orjson.loads(r[0]) for r in rows]
+    return [orjson.loads(unpack_body(r[0])) for r in rows]
 
 
 async def put_customer(client: AsyncClient, external_id: str, **fields: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_common.events import Envelope, EventType
+from crm_common.events import Envelope, EventType, unpack_body
 from crm_common.testing import asgi_client
 from crm_segment.app import create_app
 from crm_segment.models import Customer, outbox_table
@@ -72,4 +72,4 @@ async def published(session: AsyncSession, subject: str) -> list[dict[str, Any]]
         .where(outbox_table.c.subject == subject)
         .order_by(outbox_table.c.seq)
     )
-    return [{**orjson.loads(r.payload), "_subject_id": r.subject_id} for r in rows]
+    return [{**orjson.loads(unpack_body(r.payload)), "_subject_id": r.subject_id} for r in rows]

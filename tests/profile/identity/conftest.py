@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.auth import hash_api_key
+from crm_common.events import unpack_body
 from crm_common.testing import asgi_client
 from crm_profile.app import create_app
 from crm_profile.config import Settings
@@ -54,7 +55,7 @@ async def published(session: AsyncSession, subject: str) -> list[dict[str, Any]]
         .where(outbox_table.c.subject == subject, outbox_table.c.seq > _outbox_start)
         .order_by(outbox_table.c.seq)
     )
-    return [orjson.loads(r[0]) for r in rows]
+    return [orjson.loads(unpack_body(r[0])) for r in rows]
 
 
 put_customer = profile_conftest.put_customer

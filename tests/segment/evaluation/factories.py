@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import Database
+from crm_common.events import unpack_body
 from crm_segment.events import MEMBERSHIP_CHANGED, TAG_CHANGED
 from crm_segment.models import (
     Customer,
@@ -171,7 +172,7 @@ async def membership_events(database: Database, segment_id: uuid.UUID) -> list[t
             .where(outbox_table.c.subject == MEMBERSHIP_CHANGED.subject)
             .order_by(outbox_table.c.seq)
         )
-        payloads: list[dict[str, Any]] = [orjson.loads(r.payload) for r in rows]
+        payloads: list[dict[str, Any]] = [orjson.loads(unpack_body(r.payload)) for r in rows]
     return [
         (p["customer_external_id"], p["change"])
         for p in payloads

@@ -6,6 +6,7 @@ from crm_common.events.envelope import (
     EnvelopeError,
     EventType,
     build_subject,
+    unpack_body,
     validate_subject,
 )
 from crm_common.events.inbox import (
@@ -35,5 +36,6 @@ __all__ = [
     "make_inbox_table",
     "make_outbox_table",
     "stream_name",
+    "unpack_body",
     "validate_subject",
 ]

@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_common.db import Database
-from crm_common.events.envelope import Envelope
+from crm_common.events.envelope import CONTENT_ENCODING, Envelope, is_packed, pack_body
 from crm_common.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from crm_common.telemetry import current_trace_headers, producer_span
 
@@ -78,7 +78,7 @@ def _values(envelope: Envelope, trace: dict[str, str]) -> tuple[Any, ...]:
         envelope.source,
         envelope.subject_id,
         envelope.time,
-        envelope.body(),
+        pack_body(envelope.body()),
         envelope.trace_headers or trace,
     )
 
@@ -98,7 +98,10 @@ def _headers(row: Any) -> dict[str, str]:
         id=row["id"],
         time=row["time"],
     )
-    return envelope.headers()
+    headers = envelope.headers()
+    if is_packed(row["payload"]):
+        headers[CONTENT_ENCODING[0]] = CONTENT_ENCODING[1]
+    return headers
 
 
 class Outbox:
