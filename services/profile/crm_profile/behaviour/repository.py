@@ -79,8 +79,9 @@ class BehaviourRepository:
         values, customer_ids = await driver.fetchrow(_ANONYMOUS, lines(anonymous_ids))
         return dict(zip(values, customer_ids, strict=True)) if values else {}
 
-    async def add_new(self, rows: Sequence[EventRow]) -> Sequence[str]:
-        """Store the rows whose ``event_id`` is new; the ids stored (all of them, usually).
+    async def add_new(self, rows: Sequence[EventRow]) -> Sequence[str] | None:
+        """Store the rows whose ``event_id`` is new; ``None`` when that was all of them (the
+        usual case), else the ids stored.
 
         Repeated ids are rare (a sender retrying a batch), so the rows are first sent with
         ``COPY`` inside a savepoint, PostgreSQL's cheapest way in; only when that meets a stored
@@ -96,7 +97,7 @@ class BehaviourRepository:
         except asyncpg.UniqueViolationError:
             await driver.execute("ROLLBACK TO SAVEPOINT behaviour_intake")
             return await self.insert_new(rows)
-        return [row[0] for row in rows]
+        return None
 
     async def insert_new(self, rows: Sequence[EventRow]) -> Sequence[str]:
         """Insert the rows in one statement, skipping stored ids; the ids that were new."""

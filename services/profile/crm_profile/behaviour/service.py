@@ -230,19 +230,22 @@ async def _store(
     """Store ``events`` (unique ids) set-based; the views of the new ones, in request order."""
     if not events:
         return []
-    customers = await ensure_many(
-        session, {x for e, _ in events if (x := e.customer_external_id) is not None}
-    )
+    external_ids: set[str] = set()
+    anonymous_ids: set[str] = set()
+    for event, _ in events:
+        if event.customer_external_id is not None:
+            external_ids.add(event.customer_external_id)
+        elif event.anonymous_id:
+            anonymous_ids.add(event.anonymous_id)
+    customers = await ensure_many(session, external_ids)
     repo = BehaviourRepository(session)
-    linked = await repo.linked_customers(
-        {a for e, _ in events if e.customer_external_id is None and (a := e.anonymous_id)}
-    )
+    linked = await repo.linked_customers(anonymous_ids)
     views, rows = _views_and_rows(events, customers, linked)
     # Sorted by event id (each row's first field), so concurrent batches sharing ids take
     # their index locks in the same order.
     rows.sort(key=itemgetter(0))
     inserted = await repo.add_new(rows)
-    if len(inserted) == len(views):
+    if inserted is None:
         return views
     new = set(inserted)
     return [v for v in views if v.event_id in new]
