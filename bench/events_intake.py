@@ -1,6 +1,8 @@
 """``POST /v1/events`` through to JetStream, next to a raw asyncpg COPY of the same rows.
 
-Each round (``--rounds``, default 3) measures, on the same servers:
+Before the rounds the shop exists: ``--customers`` (default 100,000) customers and
+``--history`` (default 1,000,000) older events, a small shop's last few days, both vacuumed.
+Each round (``--rounds``, default 5) measures, on the same servers:
 
 1. COPY: the rows the intake would store for ``--batches`` batches of 1,000 fresh events
    (customer ids resolved beforehand) written to ``profile.behaviour_event`` with asyncpg's
@@ -14,14 +16,15 @@ Each round (``--rounds``, default 3) measures, on the same servers:
 
 It prints each round, the median round's events/s and ratio intake / COPY (goal ≥ 0.5), batch
 latency percentiles, and the CPU time each process used per 1,000 events, which explains the
-ratio. The customers the events name exist before the clock starts; 10% of events are anonymous.
+ratio. Events name customers at random; 10% are anonymous.
 
 Embedded PostgreSQL and NATS as in ``outbox_throughput.py`` unless ``DATABASE_URL`` /
 ``NATS_URL`` are set; a throw-away database ``crm_bench_<hex>`` is created and dropped. The
 intake publishes to the profile service's own stream ``CRM_PROFILE`` (the service under test
 does), so point ``NATS_URL`` at a scratch server, never a shared one.
 
-Usage: ``make bench`` or ``.venv/bin/python bench/events_intake.py --rounds 1 --clients 2``.
+Usage: ``make bench``, or for the empty-table case
+``.venv/bin/python bench/events_intake.py --customers 5000 --history 0``.
 """
 
 from __future__ import annotations
@@ -651,15 +654,17 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     """Parse arguments and run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="COPY + intake rounds")
-    parser.add_argument("--batches", type=int, default=100, help="batches per phase and round")
+    parser.add_argument("--rounds", type=int, default=5, help="COPY + intake rounds")
+    parser.add_argument("--batches", type=int, default=200, help="batches per phase and round")
     parser.add_argument("--batch-size", type=int, default=1000, help="events per batch (≤ 1,000)")
     parser.add_argument(
         "--clients", type=int, default=4, help="concurrent HTTP clients / COPY connections"
     )
-    parser.add_argument("--customers", type=int, default=5000, help="distinct customers named")
     parser.add_argument(
-        "--history", type=int, default=0, help="events stored before the rounds (default none)"
+        "--customers", type=int, default=100_000, help="customers stored, named at random"
+    )
+    parser.add_argument(
+        "--history", type=int, default=1_000_000, help="events stored before the rounds"
     )
     parser.add_argument("--warmup", type=int, default=5, help="batches sent before measuring")
     parser.add_argument(
