@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_common.db import Database
 from crm_common.events import Consumer, OutboxRelay, Subscription
-from crm_common.events import outbox as outbox_module
 from tests.common.plumbing import dead_letter_table, inbox_table, outbox_table, record_effect
 
 
@@ -31,13 +30,11 @@ def _hang(marker: Path) -> None:
 
 async def relay(db_url: str, nats_url: str, marker: Path) -> None:
     """Publish one batch and hang between the PubAcks and the delete."""
-    real_delete = outbox_module.delete
 
-    def delete_then_hang(*args: Any) -> Any:
+    async def hang_instead_of_deleting(*args: Any) -> None:
         _hang(marker)
-        return real_delete(*args)  # pragma: no cover - never reached
 
-    outbox_module.delete = delete_then_hang  # type: ignore[assignment]
+    OutboxRelay._delete = hang_instead_of_deleting  # type: ignore[method-assign]
     nc = await nats.connect(nats_url)
     database = Database.from_engine(create_async_engine(db_url))
     await OutboxRelay(
