@@ -15,15 +15,16 @@ from pathlib import Path
 import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_common.broker import ensure_stream
-from crm_common.db import Database
+from crm_common.db import Database, create_engine
 from crm_common.embedded import EmbeddedNats, free_port
 from crm_common.events import Envelope, Outbox, OutboxRelay, unpack_body
 from crm_common.settings import NatsSettings
 from tests.common.plumbing import outbox_table, sample_event
+from tests.common.test_db import db_settings, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 outbox = Outbox(outbox_table)
@@ -251,6 +252,71 @@ class TestRelayCrash:
         finally:
             await nc.close()
             server.stop()
+
+
+class TestRelayConnection:
+    async def test_a_terminated_connection_costs_a_retry_not_an_event(
+        self, crm_runtime, plumbing_db, js, token
+    ):
+        """The relay talks to asyncpg directly: a dead connection must still leave the pool."""
+        engine = create_engine(db_settings(crm_runtime, db_pool_size=1, db_max_overflow=0))
+        relay = OutboxRelay(
+            Database.from_engine(engine), outbox_table, js, service="plumbing", poll_interval=0.05
+        )
+        subject = f"crm.plumbing.{token}.happened"
+        try:
+            first, second = sample_event(subject, "first"), sample_event(subject, "second")
+            async with plumbing_db.unit_of_work() as session:
+                await outbox.enqueue(session, first)
+            await drain(relay, plumbing_db, subject)
+            async with engine.connect() as conn:  # the relay's one pooled connection
+                pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+            await terminate(crm_runtime, pid)
+            async with plumbing_db.unit_of_work() as session:
+                await outbox.enqueue(session, second)
+            stop = asyncio.Event()
+            task = asyncio.create_task(relay.run(stop))
+            await wait_until(lambda: pending_rows(plumbing_db, subject), 0)
+            stop.set()
+            await asyncio.wait_for(task, 5)
+            assert sorted(await stream_ids(js, subject)) == sorted([str(first.id), str(second.id)])
+            async with engine.connect() as conn:
+                assert await conn.scalar(text("SELECT pg_backend_pid()")) != pid
+        finally:
+            await engine.dispose()
+
+    async def test_a_connection_lost_before_the_delete_republishes_once(
+        self, crm_runtime, plumbing_db, js, token, monkeypatch
+    ):
+        """PubAcks in, connection gone before the delete: the rows stay and JetStream dedupes."""
+        engine = create_engine(db_settings(crm_runtime, db_pool_size=1, db_max_overflow=0))
+        relay = OutboxRelay(
+            Database.from_engine(engine), outbox_table, js, service="plumbing", poll_interval=0.05
+        )
+        real_delete = OutboxRelay._delete
+        lost: list[int] = []
+
+        async def lose_the_connection_first(self, driver, seqs):
+            if not lost:
+                lost.append(driver.get_server_pid())
+                await terminate(crm_runtime, lost[0])
+            await real_delete(self, driver, seqs)
+
+        monkeypatch.setattr(OutboxRelay, "_delete", lose_the_connection_first)
+        subject = f"crm.plumbing.{token}.happened"
+        events = [sample_event(subject, str(i)) for i in range(3)]
+        try:
+            async with plumbing_db.unit_of_work() as session:
+                await outbox.enqueue_many(session, events)
+            stop = asyncio.Event()
+            task = asyncio.create_task(relay.run(stop))
+            await wait_until(lambda: pending_rows(plumbing_db, subject), 0)
+            stop.set()
+            await asyncio.wait_for(task, 5)
+            assert lost and relay.duplicates == 3 and relay.published == 0
+            assert sorted(await stream_ids(js, subject)) == sorted(str(e.id) for e in events)
+        finally:
+            await engine.dispose()
 
 
 class TestReplicas:
