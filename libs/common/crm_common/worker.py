@@ -106,7 +106,7 @@ def serve_worker(spec: WorkerSpec, settings: ServiceSettings) -> None:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(spec, settings, stop)
 
-    # uvloop, as uvicorn uses for the APIs: the relay and the consumers spend most of their
-    # Python time in the event loop's socket handling (bench/README.md).
+    # uvloop, as uvicorn uses for the APIs: the relay's and the consumers' time goes largely
+    # to socket traffic with PostgreSQL and NATS, which uvloop handles in C.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())

@@ -80,8 +80,7 @@ class BehaviourRepository:
         return dict(zip(values, customer_ids, strict=True)) if values else {}
 
     async def add_new(self, rows: Sequence[EventRow]) -> Sequence[str] | None:
-        """Store the rows whose ``event_id`` is new; ``None`` when that was all of them (the
-        usual case), else the ids stored.
+        """Store the rows whose ``event_id`` is new; ``None`` if all were (usual), else those ids.
 
         Repeated ids are rare (a sender retrying a batch), so the rows are first sent with
         ``COPY`` inside a savepoint, PostgreSQL's cheapest way in; only when that meets a stored
