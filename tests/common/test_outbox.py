@@ -16,7 +16,7 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import delete, func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from crm_common.broker import ensure_stream
 from crm_common.db import Database, create_engine
@@ -60,6 +60,24 @@ async def pending_rows(db: Database, subject: str) -> int:
 async def drain(relay: OutboxRelay, db: Database, subject: str) -> None:
     while await pending_rows(db, subject):
         await relay.publish_batch()
+
+
+async def run_until_empty(relay: OutboxRelay, db: Database, subject: str) -> None:
+    """Run the relay's loop until no row of ``subject`` waits, then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await wait_until(lambda: pending_rows(db, subject), 0)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+def relay_on_one_connection(crm_runtime, js) -> tuple[AsyncEngine, OutboxRelay]:
+    """A relay whose pool holds a single connection, so a test knows which one it uses."""
+    engine = create_engine(db_settings(crm_runtime, db_pool_size=1, db_max_overflow=0))
+    relay = OutboxRelay(
+        Database.from_engine(engine), outbox_table, js, service="plumbing", poll_interval=0.05
+    )
+    return engine, relay
 
 
 class TestEnqueue:
@@ -259,10 +277,7 @@ class TestRelayConnection:
         self, crm_runtime, plumbing_db, js, token
     ):
         """The relay talks to asyncpg directly: a dead connection must still leave the pool."""
-        engine = create_engine(db_settings(crm_runtime, db_pool_size=1, db_max_overflow=0))
-        relay = OutboxRelay(
-            Database.from_engine(engine), outbox_table, js, service="plumbing", poll_interval=0.05
-        )
+        engine, relay = relay_on_one_connection(crm_runtime, js)
         subject = f"crm.plumbing.{token}.happened"
         try:
             first, second = sample_event(subject, "first"), sample_event(subject, "second")
@@ -274,11 +289,7 @@ class TestRelayConnection:
             await terminate(crm_runtime, pid)
             async with plumbing_db.unit_of_work() as session:
                 await outbox.enqueue(session, second)
-            stop = asyncio.Event()
-            task = asyncio.create_task(relay.run(stop))
-            await wait_until(lambda: pending_rows(plumbing_db, subject), 0)
-            stop.set()
-            await asyncio.wait_for(task, 5)
+            await run_until_empty(relay, plumbing_db, subject)
             assert sorted(await stream_ids(js, subject)) == sorted([str(first.id), str(second.id)])
             async with engine.connect() as conn:
                 assert await conn.scalar(text("SELECT pg_backend_pid()")) != pid
@@ -289,10 +300,7 @@ class TestRelayConnection:
         self, crm_runtime, plumbing_db, js, token, monkeypatch
     ):
         """PubAcks in, connection gone before the delete: the rows stay and JetStream dedupes."""
-        engine = create_engine(db_settings(crm_runtime, db_pool_size=1, db_max_overflow=0))
-        relay = OutboxRelay(
-            Database.from_engine(engine), outbox_table, js, service="plumbing", poll_interval=0.05
-        )
+        engine, relay = relay_on_one_connection(crm_runtime, js)
         real_delete = OutboxRelay._delete
         lost: list[int] = []
 
@@ -308,11 +316,7 @@ class TestRelayConnection:
         try:
             async with plumbing_db.unit_of_work() as session:
                 await outbox.enqueue_many(session, events)
-            stop = asyncio.Event()
-            task = asyncio.create_task(relay.run(stop))
-            await wait_until(lambda: pending_rows(plumbing_db, subject), 0)
-            stop.set()
-            await asyncio.wait_for(task, 5)
+            await run_until_empty(relay, plumbing_db, subject)
             assert lost and relay.duplicates == 3 and relay.published == 0
             assert sorted(await stream_ids(js, subject)) == sorted(str(e.id) for e in events)
         finally:
@@ -357,11 +361,7 @@ class TestRun:
         events = [sample_event(subject, str(i)) for i in range(35)]
         async with plumbing_db.unit_of_work() as session:
             await outbox.enqueue_many(session, events)
-        stop = asyncio.Event()
-        task = asyncio.create_task(relay.run(stop))
-        await wait_until(lambda: pending_rows(plumbing_db, subject), 0)
-        stop.set()
-        await asyncio.wait_for(task, 5)
+        await run_until_empty(relay, plumbing_db, subject)
         assert relay.published == 35
         assert await relay.backlog() == 0
 
